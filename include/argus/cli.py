@@ -1,0 +1,138 @@
+"""The ``argus`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=False, width=None if sys.stdout.isatty() else 140)
+err = Console(stderr=True)
+
+
+def _services_arg(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from argus.setup import run_setup
+
+    run_setup(console)
+    return 0
+
+
+def _reporter():
+    def report(service: str, message: str) -> None:
+        style = "red" if message.startswith("FAILED") else ("green" if message.startswith(("ready", "already")) else "dim")
+        console.print(f"  [bold]{service:<22}[/bold] [{style}]{message}[/{style}]")
+    return report
+
+
+def cmd_stack_up(args: argparse.Namespace) -> int:
+    from argus.stack.manager import Stack
+
+    stack = Stack(reporter=_reporter())
+    t0 = time.monotonic()
+    console.print(f"[bold]argus stack up[/bold] (state: {stack.cfg.state_dir})")
+    result = stack.up(_services_arg(args.services), reset=args.reset)
+    console.print(f"[green]stack ready[/green] in {time.monotonic() - t0:.0f}s "
+                  f"({len(result.started)} started, {len(result.already_running)} already running)")
+    _print_status(stack, _services_arg(args.services))
+    return 0
+
+
+def cmd_stack_down(args: argparse.Namespace) -> int:
+    from argus.stack.manager import Stack
+
+    stack = Stack(reporter=_reporter())
+    stopped = stack.down(_services_arg(args.services), reset=args.reset)
+    console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}"
+                  + (" (data deleted)" if args.reset else ""))
+    return 0
+
+
+def cmd_stack_status(args: argparse.Namespace) -> int:
+    from argus.stack.manager import Stack, status_dicts
+
+    stack = Stack()
+    statuses = stack.status(_services_arg(args.services))
+    if args.json:
+        print(json.dumps({"state_dir": str(stack.cfg.state_dir), "services": status_dicts(statuses)}, indent=2))
+    else:
+        _print_status(stack, _services_arg(args.services), statuses)
+    return 0 if all(s.healthy for s in statuses) else 3
+
+
+def _print_status(stack, names, statuses=None) -> None:
+    from argus.stack.airflow import airflow_login
+
+    statuses = statuses if statuses is not None else stack.status(names)
+    table = Table(title="Argus local stack", title_justify="left")
+    for col in ("service", "state", "pid", "ports", "url", "RSS MiB"):
+        table.add_column(col)
+    colours = {"ready": "green", "starting": "yellow", "dead": "red", "stopped": "dim"}
+    for s in statuses:
+        table.add_row(s.name, f"[{colours[s.state]}]{s.state}[/]", str(s.pid or ""),
+                      ", ".join(str(p) for p in s.ports.values()), s.url or "",
+                      f"{s.rss_mb:.0f}" if s.rss_mb else "")
+    console.print(table)
+    login = airflow_login(stack.cfg)
+    if login and any(s.group == "airflow" and s.state == "ready" for s in statuses):
+        console.print(f"Airflow UI: {stack.cfg.airflow_url}  login: [bold]{login[0]}[/bold] / [bold]{login[1]}[/bold]")
+    console.print(f"logs: {stack.cfg.state_dir / 'logs'}")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from argus.smoke import run_demo
+
+    return run_demo(console)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="argus", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("setup", help="install what the stack needs (service jars from Maven Central)")
+    p.set_defaults(func=cmd_setup)
+
+    stack = sub.add_parser("stack", help="the local stack: Kafka, HBase, HDFS, Spark, Airflow on 127.0.0.1")
+    ssub = stack.add_subparsers(dest="stack_command", required=True)
+    svc_help = "comma-separated services or groups (kafka, hbase, hdfs, spark, airflow); default: all"
+    p = ssub.add_parser("up", help="start services (those already running are left alone)")
+    p.add_argument("--services", help=svc_help)
+    p.add_argument("--reset", action="store_true", help="delete the services' data first (HDFS, Kafka, HBase, Airflow DB)")
+    p.set_defaults(func=cmd_stack_up)
+    p = ssub.add_parser("down", help="stop services; leaves no process behind")
+    p.add_argument("--services", help=svc_help)
+    p.add_argument("--reset", action="store_true", help="also delete the services' data")
+    p.set_defaults(func=cmd_stack_down)
+    p = ssub.add_parser("status", help="state, port and URL of each service (exit 3 if any is not ready)")
+    p.add_argument("--services", help=svc_help)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_stack_status)
+
+    p = sub.add_parser("demo", help="set up, start the stack and run a round trip through every service")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from argus.jvm import SetupError
+    from argus.stack.manager import StackError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (SetupError, StackError, ValueError) as exc:
+        err.print(f"[red]argus: {exc}[/red]")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""HBase 2.6 standalone (master, region server and ZooKeeper in one JVM) and its Thrift v1
+server, which is what happybase talks to."""
+
+from __future__ import annotations
+
+from argus.stack.process import START_MARKER
+from argus.stack.service import (
+    LOG4J2_STDOUT, Service, StackContext, listening, write_hadoop_xml, write_properties,
+)
+
+#: What HBase's own launcher adds for Java 17 (its bin/hbase is not on Maven Central).
+JAVA17_OPTS = (
+    "--add-opens=java.base/java.lang=ALL-UNNAMED",
+    "--add-opens=java.base/java.nio=ALL-UNNAMED",
+    "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.ref=ALL-UNNAMED",
+    "--add-opens=java.base/java.lang.reflect=ALL-UNNAMED",
+    "--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED",
+    "--add-exports=java.security.jgss/sun.security.krb5=ALL-UNNAMED",
+    "--add-exports=java.base/sun.net.dns=ALL-UNNAMED",
+    "--add-exports=java.base/sun.net.util=ALL-UNNAMED",
+    "--add-modules=jdk.unsupported",
+    "-Dorg.apache.hbase.thirdparty.io.netty.tryReflectionSetAccessible=true",
+)
+
+
+def _hbase_conf(ctx: StackContext):
+    return ctx.cfg.conf_dir("hbase")
+
+
+def _opts(ctx: StackContext) -> tuple[str, ...]:
+    return (*JAVA17_OPTS, f"-Dlog4j2.configurationFile={_hbase_conf(ctx) / 'log4j2.properties'}")
+
+
+class HBaseService(Service):
+    name = "hbase"
+    group = "hbase"
+    ports = ("zookeeper", "hbase_master", "hbase_regionserver")
+    pom = "hbase"
+    startup_timeout = 240.0
+    data = ("hbase",)
+
+    def url(self, cfg):
+        return f"zk://{cfg.host}:{cfg.port('zookeeper')}"
+
+    def prepare(self, ctx: StackContext) -> None:
+        cfg = ctx.cfg
+        data, host = cfg.data_dir("hbase"), cfg.host
+        write_hadoop_xml(_hbase_conf(ctx) / "hbase-site.xml", {
+            "hbase.cluster.distributed": "false",
+            "hbase.rootdir": f"file://{data / 'root'}",
+            "hbase.tmp.dir": data / "tmp",
+            "hbase.zookeeper.property.dataDir": data / "zookeeper",
+            "hbase.zookeeper.quorum": host,
+            "hbase.zookeeper.property.clientPort": cfg.port("zookeeper"),
+            "hbase.zookeeper.property.clientPortAddress": host,
+            # the local file system has no hflush/hsync; standalone HBase on it needs this
+            "hbase.unsafe.stream.capability.enforce": "false",
+            "hbase.master.hostname": host,
+            "hbase.regionserver.hostname": host,
+            "hbase.master.ipc.address": host,
+            "hbase.regionserver.ipc.address": host,
+            "hbase.master.port": cfg.port("hbase_master"),
+            "hbase.regionserver.port": cfg.port("hbase_regionserver"),
+            "hbase.master.info.port": -1,
+            "hbase.regionserver.info.port": -1,
+            "hbase.thrift.info.port": -1,
+            # idle Thrift sockets are closed after 60 s by default ("TSocket read 0 bytes")
+            "hbase.thrift.server.socket.read.timeout": 24 * 3600 * 1000,
+            "hbase.thrift.connection.max-idletime": 24 * 3600 * 1000,
+        })
+        write_properties(_hbase_conf(ctx) / "log4j2.properties", LOG4J2_STDOUT)
+
+    def argv(self, ctx: StackContext) -> list[str]:
+        return self.java_argv(ctx, "org.apache.hadoop.hbase.master.HMaster", "start", heap="1g",
+                              opts=_opts(ctx), conf=_hbase_conf(ctx))
+
+    def ready(self, ctx: StackContext) -> bool:
+        # the master is usable once its region server has registered and hbase:meta is online,
+        # which the log states; the Thrift server's check (a real table listing) confirms it.
+        return listening(ctx.cfg.host, ctx.cfg.port("hbase_regionserver")) and b"Master has completed initialization" in _log_bytes(ctx, self.name)
+
+
+def _log_bytes(ctx: StackContext, service: str) -> bytes:
+    """The service's log since its latest start (logs are appended across restarts)."""
+    try:
+        text = ctx.cfg.log_file(service).read_bytes()
+    except FileNotFoundError:
+        return b""
+    return text[max(0, text.rfind(START_MARKER)):]
+
+
+class HBaseThriftService(Service):
+    name = "hbase-thrift"
+    group = "hbase"
+    ports = ("hbase_thrift",)
+    requires = ("hbase",)
+    pom = "hbase"
+    startup_timeout = 120.0
+
+    def url(self, cfg):
+        return f"thrift://{cfg.host}:{cfg.port('hbase_thrift')}"
+
+    def argv(self, ctx: StackContext) -> list[str]:
+        cfg = ctx.cfg
+        # happybase's defaults (buffered transport, binary protocol) match the default
+        # thread-pool server: no -f/-c/-hsha/-nonblocking flags here.
+        return self.java_argv(
+            ctx, "org.apache.hadoop.hbase.thrift.ThriftServer",
+            "-b", cfg.host, "-p", str(cfg.port("hbase_thrift")), "start",
+            heap="384m", opts=_opts(ctx), conf=_hbase_conf(ctx),
+        )
+
+    def ready(self, ctx: StackContext) -> bool:
+        import happybase
+
+        if not listening(ctx.cfg.host, ctx.cfg.port("hbase_thrift")):
+            return False
+        try:
+            conn = happybase.Connection(ctx.cfg.host, ctx.cfg.port("hbase_thrift"), timeout=5000)
+            try:
+                conn.tables()
+            finally:
+                conn.close()
+        except Exception:
+            return False
+        return True

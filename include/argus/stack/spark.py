@@ -1,0 +1,99 @@
+"""Spark standalone: one master and one worker, run from the pyspark wheel's own jars.
+
+The wheel has ``bin/spark-class`` but no ``sbin/start-master.sh``: the daemons are started
+with spark-class directly. ``local[*]`` needs none of this and stays available.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from pathlib import Path
+
+from argus.stack.service import Service, StackContext, listening
+
+
+def spark_home() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).parent
+
+
+def spark_env(ctx: StackContext) -> dict[str, str]:
+    """Environment for Spark daemons and spark-submit: loopback, our venv's Python, state dirs."""
+    cfg = ctx.cfg
+    data = cfg.data_dir("spark")
+    return {
+        "SPARK_HOME": str(spark_home()),
+        "JAVA_HOME": str(Path(ctx.java.executable).resolve().parents[1]),
+        "SPARK_LOCAL_IP": cfg.host,
+        "SPARK_LOCAL_DIRS": str(data / "local"),
+        "SPARK_WORKER_DIR": str(data / "work"),
+        "SPARK_LOG_DIR": str(cfg.state_dir / "logs"),
+        "SPARK_DAEMON_MEMORY": "384m",
+        "PYSPARK_PYTHON": str(cfg.venv_python),
+        "PYSPARK_DRIVER_PYTHON": str(cfg.venv_python),
+    }
+
+
+def master_json(ctx: StackContext) -> dict | None:
+    url = f"http://{ctx.cfg.host}:{ctx.cfg.port('spark_master_ui')}/json/"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as resp:
+            return json.load(resp)
+    except (OSError, ValueError):
+        return None
+
+
+class SparkMasterService(Service):
+    name = "spark-master"
+    group = "spark"
+    ports = ("spark_master", "spark_master_ui")
+    startup_timeout = 120.0
+    data = ("spark",)
+
+    def url(self, cfg):
+        return f"http://{cfg.host}:{cfg.port('spark_master_ui')}"
+
+    def env(self, ctx: StackContext) -> dict[str, str]:
+        # the REST submission server only serves cluster deploy mode, which standalone
+        # Spark does not offer to Python applications: keep its port closed
+        return {**spark_env(ctx), "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false"}
+
+    def argv(self, ctx: StackContext) -> list[str]:
+        cfg = ctx.cfg
+        return [str(spark_home() / "bin" / "spark-class"), "org.apache.spark.deploy.master.Master",
+                "--host", cfg.host, "--port", str(cfg.port("spark_master")),
+                "--webui-port", str(cfg.port("spark_master_ui"))]
+
+    def ready(self, ctx: StackContext) -> bool:
+        return listening(ctx.cfg.host, ctx.cfg.port("spark_master")) and master_json(ctx) is not None
+
+
+class SparkWorkerService(Service):
+    name = "spark-worker"
+    group = "spark"
+    ports = ("spark_worker_ui",)
+    requires = ("spark-master",)
+    startup_timeout = 120.0
+
+    def url(self, cfg):
+        return f"http://{cfg.host}:{cfg.port('spark_worker_ui')}"
+
+    def env(self, ctx: StackContext) -> dict[str, str]:
+        return spark_env(ctx)
+
+    def argv(self, ctx: StackContext) -> list[str]:
+        cfg = ctx.cfg
+        cores = os.environ.get("ARGUS_SPARK_WORKER_CORES", str(os.cpu_count() or 2))
+        memory = os.environ.get("ARGUS_SPARK_WORKER_MEMORY", "6g")
+        return [str(spark_home() / "bin" / "spark-class"), "org.apache.spark.deploy.worker.Worker",
+                "--host", cfg.host, "--cores", cores, "--memory", memory,
+                "--webui-port", str(cfg.port("spark_worker_ui")), cfg.spark_master_url]
+
+    def ready(self, ctx: StackContext) -> bool:
+        state = master_json(ctx)
+        return bool(state) and any(
+            w.get("state") == "ALIVE" and w.get("host") == ctx.cfg.host for w in state.get("workers", [])
+        )
