@@ -29,6 +29,7 @@ DEFAULT_PORTS: dict[str, int] = {
     "hdfs_datanode": 9866,
     "hdfs_datanode_http": 9864,
     "hdfs_datanode_ipc": 9867,
+    "hdfs_datanode_proxy": 9869,
     "spark_master": 7077,
     "spark_master_ui": 8081,
     "spark_worker_ui": 8082,

@@ -9,31 +9,21 @@ from __future__ import annotations
 import json
 import os
 import urllib.request
-from pathlib import Path
 
+from argus.spark import spark_home, submit_env
 from argus.stack.service import Service, StackContext, listening
 
 
-def spark_home() -> Path:
-    import pyspark
-
-    return Path(pyspark.__file__).parent
-
-
 def spark_env(ctx: StackContext) -> dict[str, str]:
-    """Environment for Spark daemons and spark-submit: loopback, our venv's Python, state dirs."""
+    """Environment for the Spark daemons: spark-submit's, plus their state dirs."""
     cfg = ctx.cfg
     data = cfg.data_dir("spark")
     return {
-        "SPARK_HOME": str(spark_home()),
-        "JAVA_HOME": str(Path(ctx.java.executable).resolve().parents[1]),
-        "SPARK_LOCAL_IP": cfg.host,
+        **submit_env(cfg),
         "SPARK_LOCAL_DIRS": str(data / "local"),
         "SPARK_WORKER_DIR": str(data / "work"),
         "SPARK_LOG_DIR": str(cfg.state_dir / "logs"),
         "SPARK_DAEMON_MEMORY": "384m",
-        "PYSPARK_PYTHON": str(cfg.venv_python),
-        "PYSPARK_DRIVER_PYTHON": str(cfg.venv_python),
     }
 
 

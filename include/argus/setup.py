@@ -1,0 +1,31 @@
+"""``argus setup``: install what the stack needs beyond the virtualenv, idempotently.
+
+The virtualenv itself is made by ``scripts/bootstrap-venv`` (it has to exist before this
+module can run). Here: the JVM services' jars from Maven Central. Each step says what it
+installs the first time and is silent work-free afterwards.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from rich.console import Console
+
+from argus.config import ArgusConfig
+from argus.jvm import POMS, fetch_jars, find_java, jars_ready
+
+
+def run_setup(console: Console, cfg: ArgusConfig | None = None) -> None:
+    cfg = cfg or ArgusConfig()
+    java = find_java()
+    console.print(f"java: {java.executable} (Java {java.version})")
+    missing = [pom for pom in POMS if not jars_ready(cfg, pom)]
+    if not missing:
+        console.print(f"service jars: cached in {cfg.cache_dir / 'jvm'}")
+        return
+    with console.status(f"fetching service jars from Maven Central: {', '.join(missing)} (first run only)"):
+        with ThreadPoolExecutor(max_workers=len(missing)) as pool:
+            for pom, lib in zip(missing, pool.map(lambda p: fetch_jars(cfg, p), missing)):
+                size = sum(f.stat().st_size for f in lib.iterdir()) / 2**20
+                console.print(f"  [green]✓[/green] {pom}: {len(list(lib.iterdir()))} jars, {size:.0f} MiB")
+    console.print(f"service jars: cached in {cfg.cache_dir / 'jvm'}")
