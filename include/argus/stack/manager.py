@@ -57,7 +57,7 @@ class Stack:
 
     # ---- status ----
     def pid(self, svc: Service) -> int | None:
-        return process.live_pid(self.cfg.pid_file(svc.name), self.ctx.stack_id, svc.name)
+        return process.live_pid(self.cfg.pid_file(svc.name))
 
     def status(self, names: Iterable[str] | None = None) -> list[ServiceStatus]:
         out = []
@@ -144,7 +144,7 @@ class Stack:
         log = self.cfg.log_file(svc.name)
         stale = self.pid(svc)
         if stale is not None:  # running but not healthy: restart it cleanly
-            process.terminate(process.tagged(self.ctx.stack_id, svc.name))
+            process.terminate(self._processes(svc))
         self.report(svc.name, "starting")
         try:
             svc.prepare(self.ctx)
@@ -159,18 +159,21 @@ class Stack:
         )
         deadline = time.monotonic() + svc.startup_timeout
         while time.monotonic() < deadline:
-            if process.live_pid(self.cfg.pid_file(svc.name), self.ctx.stack_id, svc.name) is None:
+            if process.live_pid(self.cfg.pid_file(svc.name)) is None:
                 raise StackError(
                     f"{svc.name} exited during start-up; log: {log}\n{_indent(process.tail(log))}"
                 )
             if _safe_ready(svc, self.ctx):
                 return
             time.sleep(1.0)
-        process.terminate([p for p in process.tagged(self.ctx.stack_id, svc.name)])
+        process.terminate(self._processes(svc))
         raise StackError(
             f"{svc.name} (pid {pid}) was not ready after {svc.startup_timeout:.0f}s and was stopped; "
             f"log: {log}\n{_indent(process.tail(log))}"
         )
+
+    def _processes(self, svc: Service):
+        return process.service_processes(self.cfg.pid_file(svc.name), self.ctx.stack_id, svc.name)
 
     # ---- down ----
     def down(self, names: Iterable[str] | None = None, *, reset: bool = False) -> list[str]:
@@ -189,7 +192,7 @@ class Stack:
         for level in reversed(_levels([s for s in SERVICES if s.name in chosen])):
             procs = []
             for svc in level:
-                found = process.tagged(self.ctx.stack_id, svc.name)
+                found = self._processes(svc)
                 if found:
                     stopped.append(svc.name)
                     self.report(svc.name, "stopping")

@@ -3,8 +3,10 @@
 Every daemon is started in its own session (so its whole process group can be signalled)
 with two environment tags, ``ARGUS_STACK`` (the state dir) and ``ARGUS_SERVICE`` (its name).
 The tags survive into children that start sessions of their own, which lets ``down`` sweep
-everything a stack started, and make a stale pid file (pid reused by another program)
-harmless.
+everything a stack started. Programs that rewrite their process title (Airflow's, through
+setproctitle) can clobber /proc/<pid>/environ, so a daemon is identified by its pid file,
+which records the pid with the process's start time: a stale pid file (a pid reused by
+another program) never matches.
 """
 
 from __future__ import annotations
@@ -46,7 +48,11 @@ def spawn(
             list(argv), env=full_env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True,
         )
-    pid_file.write_text(str(proc.pid))
+    try:
+        started = psutil.Process(proc.pid).create_time()
+    except psutil.Error:  # already gone: the caller's readiness wait reports it with the log
+        started = 0.0
+    pid_file.write_text(f"{proc.pid} {started}")
     return proc.pid
 
 
@@ -68,16 +74,30 @@ def tagged(stack_id: str, service: str | None = None) -> list[psutil.Process]:
     return found
 
 
-def live_pid(pid_file: Path, stack_id: str, service: str) -> int | None:
-    """The pid in ``pid_file`` if that process is alive and really is this stack's service."""
+def live_pid(pid_file: Path) -> int | None:
+    """The pid in ``pid_file`` if that very process (same start time) is still alive."""
     try:
-        pid = int(pid_file.read_text().strip())
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
+        pid_text, started = pid_file.read_text().split()
+        proc = psutil.Process(int(pid_text))
+        if proc.status() == psutil.STATUS_ZOMBIE or abs(proc.create_time() - float(started)) > 0.05:
             return None
     except (FileNotFoundError, ValueError, psutil.Error):
         return None
-    return pid if _tags(proc) == (stack_id, service) else None
+    return proc.pid
+
+
+def service_processes(pid_file: Path, stack_id: str, service: str) -> list[psutil.Process]:
+    """A daemon, its descendants, and any process still tagged as this service."""
+    procs: dict[int, psutil.Process] = {p.pid: p for p in tagged(stack_id, service)}
+    pid = live_pid(pid_file)
+    if pid is not None:
+        try:
+            root = psutil.Process(pid)
+            for proc in (root, *root.children(recursive=True)):
+                procs.setdefault(proc.pid, proc)
+        except psutil.Error:
+            pass
+    return list(procs.values())
 
 
 def resident_mb(pid: int) -> float:

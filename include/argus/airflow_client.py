@@ -1,0 +1,90 @@
+"""A small client for Airflow 3's REST API (v2), for the CLI and tests: no Airflow imports."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import httpx
+
+
+class AirflowAPIError(RuntimeError):
+    pass
+
+
+@dataclass
+class AirflowClient:
+    """:param base_url: the api-server, e.g. http://127.0.0.1:8080
+    :param username: / :param password: a user of the auth manager."""
+
+    base_url: str
+    username: str
+    password: str
+    timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        self._http = httpx.Client(base_url=self.base_url, timeout=self.timeout)
+        self._token: str | None = None
+
+    def _headers(self) -> dict[str, str]:
+        if self._token is None:
+            resp = self._http.post("/auth/token", json={"username": self.username, "password": self.password})
+            if resp.status_code >= 400:
+                raise AirflowAPIError(f"login to {self.base_url} as {self.username!r} failed: {resp.status_code} {resp.text[:200]}")
+            self._token = resp.json()["access_token"]
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def request(self, method: str, path: str, **kw) -> httpx.Response:
+        resp = self._http.request(method, f"/api/v2{path}", headers=self._headers(), **kw)
+        return resp
+
+    def _json(self, method: str, path: str, **kw) -> dict:
+        resp = self.request(method, path, **kw)
+        if resp.status_code >= 400:
+            raise AirflowAPIError(f"{method} {path}: {resp.status_code} {resp.text[:500]}")
+        return resp.json()
+
+    def get_dag(self, dag_id: str) -> dict:
+        return self._json("GET", f"/dags/{dag_id}")
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 180) -> dict:
+        """Wait until the dag-processor has parsed ``dag_id`` (it is then known to the API)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            resp = self.request("GET", f"/dags/{dag_id}")
+            if resp.status_code == 200:
+                return resp.json()
+            if time.monotonic() > deadline:
+                raise AirflowAPIError(f"DAG {dag_id} not known to Airflow after {timeout:.0f}s (last: {resp.status_code})")
+            time.sleep(2)
+
+    def unpause(self, dag_id: str) -> None:
+        self._json("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+
+    def trigger(self, dag_id: str, conf: dict | None = None) -> dict:
+        """Trigger a run now; returns the dag run (``dag_run_id``, ``state``, ...)."""
+        return self._json("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
+
+    def trigger_raw(self, dag_id: str, conf: dict | None = None) -> httpx.Response:
+        """Like :meth:`trigger` but returns the response, for callers that expect a rejection."""
+        return self.request("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300) -> dict:
+        """Poll until the run finishes; returns it (check ``state``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self._json("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+            if run["state"] in ("success", "failed"):
+                return run
+            if time.monotonic() > deadline:
+                raise AirflowAPIError(f"run {run_id} of {dag_id} still {run['state']} after {timeout:.0f}s")
+            time.sleep(2)
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        return self._json("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value"):
+        return self._json("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}")["value"]
+
+    def close(self) -> None:
+        self._http.close()
