@@ -86,5 +86,8 @@ class AirflowClient:
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value"):
         return self._json("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}")["value"]
 
+    def connections(self) -> list[dict]:
+        return self._json("GET", "/connections", params={"limit": 100})["connections"]
+
     def close(self) -> None:
         self._http.close()
