@@ -26,5 +26,5 @@ status:
 
 # Re-resolve the pinned dependency set after editing pyproject.toml.
 lock:
-	@$(VENV)/bin/python -m uv pip compile pyproject.toml --extra test --extra tools \
+	@$(VENV)/bin/python -m uv pip compile pyproject.toml --extra test --extra tools --extra deploy \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
