@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+
+# TensorFlow's C++ start-up chatter (oneDNN, CPU features) is noise for CLI users
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from rich.console import Console
 from rich.table import Table
@@ -92,6 +96,56 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(console)
 
 
+def cmd_detect(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from argus.annotate import annotate
+    from argus.detect import Detector
+    from argus.images import load_image
+
+    images = []
+    for path in args.images:
+        try:
+            images.append(load_image(path))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read image {path}: {exc}") from exc
+    detector = Detector(args.model, batch_size=args.batch, score_threshold=args.threshold)
+    results = detector.detect(images)
+    if args.json:
+        print(json.dumps([{"image": str(p), "model": detector.spec.name,
+                           "detections": [d.to_dict() for d in dets]} for p, dets in zip(args.images, results)],
+                         indent=2))
+    else:
+        for path, dets in zip(args.images, results):
+            table = Table(title=f"{path} ({detector.spec.name})", title_justify="left")
+            for col in ("class", "score", "box x1,y1,x2,y2"):
+                table.add_column(col)
+            for d in dets:
+                table.add_row(d.class_name, f"{d.score:.3f}", ", ".join(f"{v:.3f}" for v in d.box))
+            console.print(table if dets else f"{path}: nothing detected ({detector.spec.name})")
+    if args.out:
+        out = Path(args.out)
+        for path, image, dets in zip(args.images, images, results):
+            target = out / f"{Path(path).stem}.annotated.jpg" if len(images) > 1 or out.is_dir() else out
+            written = annotate(image, dets, target)
+            if not args.json:
+                console.print(f"annotated: {written}")
+    return 0
+
+
+def cmd_bench_detector(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from argus.bench.detector import bench_detector
+
+    result = bench_detector(args.model, args.batch, args.seconds)
+    text = json.dumps(result, indent=2)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    print(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="argus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -115,19 +169,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_stack_status)
 
+    p = sub.add_parser("detect", help="detect objects in image files")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--model", help="registry model (default: the registry's default)")
+    p.add_argument("--threshold", type=float, help="score threshold (default: the model's)")
+    p.add_argument("--batch", type=int, default=8, help="images per model call")
+    p.add_argument("--json", action="store_true", help="print detections as JSON")
+    p.add_argument("--out", help="save an annotated copy (a file, or a folder for several images)")
+    p.set_defaults(func=cmd_detect)
+
+    bench = sub.add_parser("bench", help="benchmarks, JSON out")
+    bsub = bench.add_subparsers(dest="bench_command", required=True)
+    p = bsub.add_parser("detector", help="Detector path vs the bare model call, side by side")
+    p.add_argument("--model", required=True)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--seconds", type=float, default=20.0, help="measured time (after warm-up)")
+    p.add_argument("--json", metavar="OUT", help="also write the result to this file")
+    p.set_defaults(func=cmd_bench_detector)
+
     p = sub.add_parser("demo", help="set up, start the stack and run a round trip through every service")
     p.set_defaults(func=cmd_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from argus.detect.types import DetectorError
     from argus.jvm import SetupError
     from argus.stack.manager import StackError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (SetupError, StackError, ValueError) as exc:
+    except (SetupError, StackError, DetectorError, ValueError) as exc:
         err.print(f"[red]argus: {exc}[/red]")
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,1 @@
+"""Benchmarks (``argus bench ...``): JSON out, ratios measured side by side in one run."""
