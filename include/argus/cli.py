@@ -146,6 +146,59 @@ def cmd_bench_detector(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_time(value: str | None, now_ms: int | None = None) -> int | None:
+    """ms since the epoch from an ISO-8601 time, a relative "-90s"/"-15m"/"-2h"/"-7d", or ms."""
+    import datetime as dt
+    import re
+
+    if value is None:
+        return None
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    rel = re.fullmatch(r"-(\d+(?:\.\d+)?)([smhd])", value.strip())
+    if rel:
+        return now_ms - int(float(rel.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[rel.group(2)] * 1000)
+    if value.isdigit():
+        return int(value)
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"cannot read time {value!r}: use ISO-8601 (2026-11-26T10:00), -15m, -2h or ms") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    return int(parsed.timestamp() * 1000)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from argus.store import DetectionStore
+
+    store = DetectionStore.from_config()
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    found = store.search(camera=args.camera, since=parse_time(args.since), until=parse_time(args.until),
+                         classes=classes, min_score=args.min_score, limit=args.limit)
+    if args.json:
+        print(json.dumps([d.to_dict() for d in found], indent=2))
+        return 0
+    table = Table(title=f"{len(found)} detection(s), newest first", title_justify="left")
+    for col in ("captured (UTC)", "camera", "seq", "class", "score", "box", "model", "source"):
+        table.add_column(col)
+    for d in found:
+        when = dt.datetime.fromtimestamp(d.capture_ts_ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        table.add_row(when, d.camera_id, str(d.seq), d.class_name, f"{d.score:.3f}",
+                      ", ".join(f"{v:.3f}" for v in d.box), d.model, d.source)
+    console.print(table)
+    return 0
+
+
+def cmd_hbase_create_tables(args: argparse.Namespace) -> int:
+    from argus.store import DetectionStore
+
+    created = DetectionStore.from_config().ensure_tables()
+    console.print(f"created: {', '.join(created)}" if created else "all Argus tables exist")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="argus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -177,6 +230,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print detections as JSON")
     p.add_argument("--out", help="save an annotated copy (a file, or a folder for several images)")
     p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("search", help="search stored detections (newest first)")
+    p.add_argument("--camera", help="one camera id (a range scan); default: all cameras")
+    p.add_argument("--since", help="capture time from: ISO-8601, -15m, -2h, -7d or ms")
+    p.add_argument("--until", help="capture time to (inclusive)")
+    p.add_argument("--classes", help="comma-separated class names, e.g. person,car")
+    p.add_argument("--min-score", type=float, default=0.0)
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
+
+    hbase = sub.add_parser("hbase", help="HBase administration")
+    hsub = hbase.add_subparsers(dest="hbase_command", required=True)
+    p = hsub.add_parser("create-tables", help="create the argus namespace and tables (pre-split, TTLs)")
+    p.set_defaults(func=cmd_hbase_create_tables)
 
     bench = sub.add_parser("bench", help="benchmarks, JSON out")
     bsub = bench.add_subparsers(dest="bench_command", required=True)

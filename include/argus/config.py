@@ -24,6 +24,7 @@ DEFAULT_PORTS: dict[str, int] = {
     "hbase_master": 16000,
     "hbase_regionserver": 16020,
     "hbase_thrift": 9090,
+    "hbase_thrift2": 9091,
     "hdfs_namenode": 8020,
     "hdfs_http": 9870,
     "hdfs_datanode": 9866,

@@ -1,5 +1,6 @@
-"""HBase 2.6 standalone (master, region server and ZooKeeper in one JVM) and its Thrift v1
-server, which is what happybase talks to."""
+"""HBase 2.6 standalone (master, region server and ZooKeeper in one JVM), its Thrift v1
+server (what happybase talks to, for data) and its Thrift2 server (for administration:
+namespaces, pre-split tables and TTLs, which Thrift v1 cannot express)."""
 
 from __future__ import annotations
 
@@ -125,3 +126,34 @@ class HBaseThriftService(Service):
         except Exception:
             return False
         return True
+
+
+class HBaseThrift2Service(Service):
+    name = "hbase-thrift2"
+    group = "hbase"
+    ports = ("hbase_thrift2",)
+    requires = ("hbase",)
+    pom = "hbase"
+    startup_timeout = 120.0
+
+    def url(self, cfg):
+        return f"thrift2://{cfg.host}:{cfg.port('hbase_thrift2')}"
+
+    def argv(self, ctx: StackContext) -> list[str]:
+        cfg = ctx.cfg
+        return self.java_argv(
+            ctx, "org.apache.hadoop.hbase.thrift2.ThriftServer",
+            "-b", cfg.host, "-p", str(cfg.port("hbase_thrift2")), "start",
+            heap="256m", opts=_opts(ctx), conf=_hbase_conf(ctx),
+        )
+
+    def ready(self, ctx: StackContext) -> bool:
+        from argus.store.admin import HBaseAdmin
+
+        if not listening(ctx.cfg.host, ctx.cfg.port("hbase_thrift2")):
+            return False
+        try:
+            with HBaseAdmin(ctx.cfg.host, ctx.cfg.port("hbase_thrift2"), timeout_ms=5000) as admin:
+                return admin.namespace_exists("default")
+        except Exception:
+            return False

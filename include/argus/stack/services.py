@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from argus.stack.airflow import AIRFLOW_SERVICES
-from argus.stack.hbase import HBaseService, HBaseThriftService
+from argus.stack.hbase import HBaseService, HBaseThrift2Service, HBaseThriftService
 from argus.stack.hdfs import DataNodeService, NameNodeService
 from argus.stack.kafka import KafkaService
 from argus.stack.service import Service
@@ -15,6 +15,7 @@ SERVICES: tuple[Service, ...] = (
     KafkaService(),
     HBaseService(),
     HBaseThriftService(),
+    HBaseThrift2Service(),
     NameNodeService(),
     DataNodeService(),
     SparkMasterService(),
