@@ -199,6 +199,65 @@ def cmd_hbase_create_tables(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_ingest_with_progress(cameras, args) -> int:
+    import threading
+
+    from rich.live import Live
+
+    from argus.config import ArgusConfig
+    from argus.ingest import KafkaFrameSink, run_ingest
+
+    cfg = ArgusConfig()
+    sink = KafkaFrameSink(args.bootstrap or cfg.kafka_bootstrap, args.topic)
+    stop = threading.Event()
+    t0 = time.monotonic()
+
+    def render(run) -> Table:
+        table = Table(title=f"ingest → {sink.topic}  ({time.monotonic() - t0:.0f}s)", title_justify="left")
+        for col in ("camera", "decoded", "sent", "delivered", "failed", "reconnects", "last error"):
+            table.add_column(col)
+        for cam, st in run.stats.items():
+            table.add_row(cam, str(st.decoded), str(st.sent), str(st.delivered), str(st.failed),
+                          str(st.reconnects), st.last_error[:60])
+        return table
+
+    live = Live(console=console, refresh_per_second=2, transient=not sys.stdout.isatty())
+    with live:
+        run = run_ingest(cameras, sink, stop, seconds=args.seconds, on_tick=lambda r: live.update(render(r)))
+    undelivered = sink.close()
+    console.print(render(run))
+    failed = sum(st.failed for st in run.stats.values()) + undelivered
+    if failed:
+        err.print(f"[red]{failed} frame(s) were not delivered to Kafka[/red]")
+    return 1 if failed else 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from argus.ingest import load_cameras
+
+    return _run_ingest_with_progress(load_cameras(args.cameras), args)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from argus.config import ArgusConfig
+    from argus.simulate import ensure_clips, simulated_cameras
+
+    if args.cameras < 1:
+        raise ValueError("--cameras must be at least 1")
+    if args.video:
+        if not Path(args.video).is_file():
+            raise ValueError(f"video {args.video} does not exist")
+        clips = [Path(args.video)]
+    else:
+        with console.status("making simulator clips from real photos (first run only)"):
+            clips = ensure_clips(ArgusConfig().cache_dir / "simulator")
+    models = [m.strip() for m in args.models.split(",")] if args.models else None
+    cameras = simulated_cameras(args.cameras, args.rate, clips, models)
+    return _run_ingest_with_progress(cameras, args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="argus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -230,6 +289,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print detections as JSON")
     p.add_argument("--out", help="save an annotated copy (a file, or a folder for several images)")
     p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("ingest", help="decode cameras (RTSP URLs, video files) into the Kafka frames topic")
+    p.add_argument("--cameras", required=True, help="camera registry YAML (cameras: [{id, url, rate_hz, ...}])")
+    p.add_argument("--topic", default="argus.frames")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (default: the local stack)")
+    p.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C or the files end)")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("simulate", help="play N virtual cameras in real time into Kafka")
+    p.add_argument("--cameras", type=int, default=3)
+    p.add_argument("--rate", type=float, default=2.0, help="decoding rate per camera, Hz")
+    p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("--video", help="an H.264 video to play instead of the clips made from photos")
+    p.add_argument("--models", help="comma-separated models, assigned to cameras round-robin")
+    p.add_argument("--topic", default="argus.frames")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (default: the local stack)")
+    p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("search", help="search stored detections (newest first)")
     p.add_argument("--camera", help="one camera id (a range scan); default: all cameras")
