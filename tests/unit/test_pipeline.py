@@ -1,0 +1,89 @@
+"""The live pipeline's per-partition logic, without Spark, Kafka or HBase."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from argus.codec import encode_jpeg
+from argus.detect import Detection
+from argus.pipeline import KafkaRecord, PipelineConfig, detect, prepare, summary_rows
+from argus.schema import FrameMessage
+
+KNOWN = {"centernet-coco", "ssdlite-person", "blazeface"}
+
+
+def record(msg: FrameMessage | None = None, *, key=None, value=None, headers=None, offset=0) -> KafkaRecord:
+    if msg is not None:
+        key, value, headers = msg.key, msg.jpeg, msg.headers()
+    return KafkaRecord(key, value, headers or [], "argus.frames", 0, offset, 1_000)
+
+
+def frame_msg(camera="cam-1", seq=0, w=64, h=48, model=None, jpeg=None) -> FrameMessage:
+    jpeg = jpeg if jpeg is not None else encode_jpeg(np.full((h, w, 3), 120, np.uint8))
+    return FrameMessage(camera, 1_795_000_000_000 + seq, seq, w, h, jpeg, model)
+
+
+class FakeDetector:
+    def __init__(self, model):
+        self.model = model
+
+    def detect(self, frames):
+        return [[Detection(0, "person", 0.9, (0.1, 0.1, 0.2, 0.2))] for _ in frames]
+
+
+def test_cameras_route_to_their_models_with_overrides():
+    cfg = PipelineConfig("k:9092", camera_models={"gate-1": "ssdlite-person", "lobby-*": "blazeface"})
+    assert cfg.model_for("gate-1", None) == "ssdlite-person"
+    assert cfg.model_for("lobby-3", None) == "blazeface"
+    assert cfg.model_for("street", None) == "centernet-coco"
+    assert cfg.model_for("gate-1", "centernet-coco") == "centernet-coco"
+
+
+def test_every_bad_record_gets_a_reason_and_good_ones_go_on():
+    good = frame_msg(seq=1)
+    truncated = frame_msg(seq=2, jpeg=good.jpeg[: len(good.jpeg) // 2])
+    wrong_size = frame_msg(seq=3, w=32, h=24, jpeg=good.jpeg)
+    unknown_model = frame_msg(seq=4, model="no-such-model")
+    records = [record(good), record(truncated), record(wrong_size), record(unknown_model),
+               record(key=b"cam-1", value=b"\xff\xd8", headers=[("camera_id", b"cam-1")]),
+               record(key=b"cam-1", value=b"", headers=good.headers()),
+               record(key=b"cam-1", value=b"PNG...", headers=good.headers())]
+    ready, dead = prepare(records, PipelineConfig("k:9092"), KNOWN)
+    assert [m.seq for _, m, _, _ in ready] == [1]
+    reasons = [(d.stage, d.reason) for d in dead]
+    assert reasons[0][0] == "decode" and reasons[0][1].startswith("corrupt JPEG")
+    assert reasons[1] == ("decode", "decoded 64x48 but headers say 32x24")
+    assert reasons[2] == ("validate", "unknown model 'no-such-model'")
+    assert reasons[3][1].startswith("missing header(s): capture_ts_ms")
+    assert reasons[4][1] == "empty payload"
+    assert "not a JPEG" in reasons[5][1]
+
+
+def test_detection_groups_by_model_and_stamps_the_stages():
+    cfg = PipelineConfig("k:9092", camera_models={"b": "blazeface"})
+    msgs = [frame_msg(camera="a", seq=0), frame_msg(camera="b", seq=1), frame_msg(camera="a", seq=2)]
+    ready, _ = prepare([record(m, offset=i) for i, m in enumerate(msgs)], cfg, KNOWN)
+    calls = []
+
+    def detector_for(model):
+        calls.append(model)
+        return FakeDetector(model)
+
+    results, dead = detect(ready, cfg, read_ms=5_000, detector_for=detector_for)
+    assert sorted(calls) == ["blazeface", "centernet-coco"] and dead == []
+    assert {(r.camera_id, r.model) for r in results} == {("a", "centernet-coco"), ("b", "blazeface")}
+    r = results[0]
+    assert r.stages["captured"] == r.capture_ts_ms and r.stages["kafka"] == 1_000 and r.stages["read"] == 5_000
+    assert r.stages["detected"] >= 5_000 and r.kafka_offset in (0, 2)
+
+
+def test_a_failing_model_parks_its_frames_in_the_dlq():
+    class Broken:
+        def detect(self, frames):
+            raise RuntimeError("CUDA out of memory")
+
+    ready, _ = prepare([record(frame_msg())], PipelineConfig("k:9092"), KNOWN)
+    results, dead = detect(ready, PipelineConfig("k:9092"), 0, lambda m: Broken())
+    assert results == [] and dead[0].stage == "detect" and "CUDA out of memory" in dead[0].reason
+    rows = summary_rows(results, dead, None)
+    assert rows[0]["status"] == "dead_letter" and rows[0]["reason"].startswith("detect: detection failed")
