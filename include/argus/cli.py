@@ -258,6 +258,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return _run_ingest_with_progress(cameras, args)
 
 
+def cmd_bench_pipeline(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from argus.bench.pipeline import bench_pipeline
+
+    with console.status("benchmarking the pipeline (bare detector, drain, live latency)"):
+        result = bench_pipeline(args.cameras, args.rate, args.seconds, model=args.model, batch=args.batch,
+                                executors=args.executors)
+    text = json.dumps(result, indent=2)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    print(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="argus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -330,6 +345,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=20.0, help="measured time (after warm-up)")
     p.add_argument("--json", metavar="OUT", help="also write the result to this file")
     p.set_defaults(func=cmd_bench_detector)
+
+    p = bsub.add_parser("pipeline", help="live pipeline throughput and latency vs the bare detector")
+    p.add_argument("--cameras", type=int, default=3)
+    p.add_argument("--rate", type=float, default=2.0, help="per-camera decoding rate for the latency run, Hz")
+    p.add_argument("--seconds", type=float, default=30.0, help="length of the live latency run")
+    p.add_argument("--model", default="centernet-coco")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--executors", type=int, default=2)
+    p.add_argument("--json", metavar="OUT", help="also write the result to this file")
+    p.set_defaults(func=cmd_bench_pipeline)
 
     p = sub.add_parser("demo", help="set up, start the stack and run a round trip through every service")
     p.set_defaults(func=cmd_demo)

@@ -44,6 +44,8 @@ class CameraSpec:
     #: for files: play at the recording's pace (a simulated camera) and loop at the end
     realtime: bool = False
     loop: bool = False
+    #: stop after this many frames (e.g. to pre-fill a topic); None: no limit
+    max_frames: int | None = None
 
     def __post_init__(self):
         check_camera_id(self.id)
@@ -211,6 +213,9 @@ class CameraWorker(threading.Thread):
                     if delay > 0 and self.stop_event.wait(delay):
                         return False
                 self._emit(frame)
+                if self.spec.max_frames is not None and self._seq >= self.spec.max_frames:
+                    self.stop_event.set()
+                    return False
             return True
         finally:
             container.close()

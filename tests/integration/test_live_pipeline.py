@@ -6,10 +6,7 @@ streaming job is killed with SIGKILL mid-run and restarted from its checkpoint.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
 import threading
 import time
 
@@ -22,7 +19,7 @@ from argus.images import sample_frames
 from argus.ingest import CameraSpec, CameraWorker
 from argus.schema import FrameMessage
 from argus.simulate import ensure_clips
-from argus.spark import submit_argv, submit_env
+from argus.streaming import StreamJob, StreamJobSpec
 from argus.store import DetectionStore
 from argus.store.schema import camera_prefix
 from argus.topics import ensure_topics
@@ -60,28 +57,24 @@ def bad_messages(camera: str) -> list[tuple[bytes | None, bytes, list, str]]:
     ]
 
 
-def start_job(cfg, topic, dlq, checkpoint, camera_models, log):
-    argv = submit_argv(cfg, cfg.root / "jobs" / "stream_detect.py", [
-        "--bootstrap", cfg.kafka_bootstrap, "--topic", topic, "--dlq-topic", dlq, "--checkpoint", checkpoint,
-        "--camera-models", json.dumps(camera_models), "--batch-size", "4", "--max-offsets", "30",
-        "--trigger-seconds", "1",
-    ], conf={"spark.executor.cores": "1", "spark.cores.max": "2", "spark.executor.memory": "2g"})
-    return subprocess.Popen(argv, env={**os.environ, **submit_env(cfg)}, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+def start_job(cfg, topic, dlq, checkpoint, camera_models, log_path) -> StreamJob:
+    spec = StreamJobSpec(topic=topic, dlq_topic=dlq, checkpoint=checkpoint, camera_models=camera_models,
+                         query_name=f"it_{topic.replace('.', '_')}", batch_size=4, max_offsets_per_trigger=30)
+    return StreamJob(spec, cfg, log_path).start()
 
 
 def stored(store: DetectionStore, cameras) -> int:
     return sum(len(store.frames(c)) for c in cameras)
 
 
-def wait_for(predicate, timeout, proc, log_path):
+def wait_for(predicate, timeout, job: StreamJob):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
-        assert proc.poll() is None, f"streaming job exited ({proc.returncode}):\n{log_path.read_text()[-4000:]}"
+        assert job.alive, f"streaming job exited ({job.proc.returncode}):\n{job.log_tail()}"
         time.sleep(2)
-    raise AssertionError(f"timed out; job log tail:\n{log_path.read_text()[-4000:]}")
+    raise AssertionError(f"timed out; job log tail:\n{job.log_tail()}")
 
 
 def dlq_messages(cfg, dlq, expected, timeout=60) -> list[dict]:
@@ -126,24 +119,20 @@ def test_every_frame_is_stored_or_dead_lettered_across_a_driver_kill(stack, cfg,
     store.ensure_tables()
     checkpoint = f"{cfg.hdfs_uri}/argus/tests/{unique}/checkpoint"
     log_path = tmp_path / "stream.log"
-    with log_path.open("w") as log:
-        job = start_job(cfg, topic, dlq, checkpoint, camera_models, log)
-        try:
-            # let it store part of the backlog, then kill the driver without warning
-            wait_for(lambda: stored(store, cameras) >= 30, 420, job, log_path)
-            os.killpg(job.pid, signal.SIGKILL)
-            job.wait(30)
-            partial = stored(store, cameras)
-            assert partial < valid, "the job finished before it could be killed; make batches smaller"
+    job = start_job(cfg, topic, dlq, checkpoint, camera_models, log_path)
+    try:
+        # let it store part of the backlog, then kill the driver without warning
+        wait_for(lambda: stored(store, cameras) >= 30, 420, job)
+        job.kill()
+        partial = stored(store, cameras)
+        assert partial < valid, "the job finished before it could be killed; make batches smaller"
 
-            job = start_job(cfg, topic, dlq, checkpoint, camera_models, log)
-            wait_for(lambda: stored(store, cameras) >= valid, 480, job, log_path)
-            time.sleep(5)  # a few more triggers: nothing more may appear
-            assert job.poll() is None, "the query stopped"
-        finally:
-            if job.poll() is None:
-                os.killpg(job.pid, signal.SIGKILL)
-                job.wait(30)
+        job = start_job(cfg, topic, dlq, checkpoint, camera_models, log_path)
+        wait_for(lambda: stored(store, cameras) >= valid, 480, job)
+        time.sleep(5)  # a few more triggers: nothing more may appear
+        assert job.alive, "the query stopped"
+    finally:
+        job.kill()
 
     # no frame lost, none stored twice
     assert stored(store, cameras) == valid

@@ -1,0 +1,148 @@
+"""``argus bench pipeline``: the live pipeline against the bare detector, one run, same cores.
+
+1. Sustained throughput: N cameras' frames are pre-filled into a fresh topic (so that ingest
+   does not compete for the cores), then the streaming job drains it; throughput is frames
+   stored / (last HBase write - first Spark read), from the frames rows' stage stamps.
+2. Latency: a second fresh topic is fed live by N simulated cameras at RATE Hz while the job
+   runs; end-to-end latency is capture -> HBase write, with each stage's share.
+3. The bare detector (``argus bench detector``'s bare model call) on the same machine, just
+   before, for the efficiency ratio.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import numpy as np
+
+from argus.bench.detector import bench_detector
+from argus.config import ArgusConfig
+from argus.ingest import CameraSpec, CameraWorker, KafkaFrameSink, run_ingest
+from argus.simulate import ensure_clips, simulated_cameras
+from argus.store import DetectionStore
+from argus.streaming import StreamJob, StreamJobSpec
+from argus.topics import ensure_topics
+
+STAGES = ("captured", "kafka", "read", "detected", "written")
+
+
+def _prefill(cfg: ArgusConfig, topic: str, ids: list[str], frames_per_camera: int, clips) -> int:
+    """Fill ``topic`` with frames of the clips, as fast as they decode; returns frames sent."""
+    sink = KafkaFrameSink(cfg.kafka_bootstrap, topic)
+    sent = 0
+    for i, cam in enumerate(ids):
+        worker = CameraWorker(CameraSpec(id=cam, url=str(clips[i % len(clips)]), rate_hz=15.0, loop=True,
+                                         max_frames=frames_per_camera), sink, threading.Event())
+        worker.run()
+        sent += worker.stats.sent
+    if sink.close(120):
+        raise RuntimeError(f"pre-filling {topic} failed: frames undelivered")
+    return sent
+
+
+def _rows(store: DetectionStore, cameras: list[str]) -> list[dict]:
+    return [r for cam in cameras for r in store.frames(cam)]
+
+
+def _wait_stored(store, cameras, expected, job: StreamJob, timeout: float) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    rows: list[dict] = []
+    while time.monotonic() < deadline:
+        rows = _rows(store, cameras)
+        if len(rows) >= expected:
+            return rows
+        if not job.alive:
+            raise RuntimeError(f"streaming job died:\n{job.log_tail()}")
+        time.sleep(2)
+    return rows
+
+
+def _pct(values, q) -> float:
+    return round(float(np.percentile(values, q)), 1) if len(values) else float("nan")
+
+
+def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str = "centernet-coco",
+                   batch: int = 8, executors: int = 2, drain_frames: int | None = None) -> dict:
+    cfg = ArgusConfig()
+    run = uuid.uuid4().hex[:6]
+    clips = ensure_clips(cfg.cache_dir / "simulator")
+    store = DetectionStore.from_config(cfg)
+    store.ensure_tables()
+
+    bare = bench_detector(model, batch, seconds=min(20.0, max(5.0, seconds / 3)))
+    bare_fps = bare["bare_img_per_s"]
+
+    # ---- 1. sustained: drain a pre-filled topic ----
+    drain_topic, dlq = f"bench.{run}.drain", f"bench.{run}.dlq"
+    ensure_topics(cfg.kafka_bootstrap, drain_topic, dlq, partitions=max(2, executors))
+    total = drain_frames or max(cameras, int(bare_fps * max(20.0, seconds)))
+    drain_ids = [f"drain-{run}-{i:03d}" for i in range(cameras)]
+    sent = _prefill(cfg, drain_topic, drain_ids, -(-total // cameras), clips)
+    spec = StreamJobSpec(topic=drain_topic, dlq_topic=dlq, query_name=f"bench_{run}_drain", default_model=model,
+                         batch_size=batch, executors=executors, max_offsets_per_trigger=max(50, int(bare_fps * 4)),
+                         trigger_seconds=0.5, checkpoint=f"{cfg.hdfs_uri}/argus/bench/{run}/drain")
+    job = StreamJob(spec, cfg).start()
+    try:
+        rows = _wait_stored(store, drain_ids, sent, job, timeout=120 + 4 * sent / max(bare_fps, 0.1))
+    finally:
+        job.stop()
+    first_read = min(int(r["t:read"]) for r in rows)
+    last_written = max(int(r["t:written"]) for r in rows)
+    fps = len(rows) / max(1e-3, (last_written - first_read) / 1000)
+
+    # ---- 2. latency: live cameras at the set rate ----
+    live_topic = f"bench.{run}.live"
+    ensure_topics(cfg.kafka_bootstrap, live_topic, dlq, partitions=max(2, executors))
+    spec = StreamJobSpec(topic=live_topic, dlq_topic=dlq, query_name=f"bench_{run}_live", default_model=model,
+                         batch_size=batch, executors=executors, trigger_seconds=0.5, starting_offsets="earliest",
+                         max_offsets_per_trigger=max(20, int(cameras * rate_hz * 2)),
+                         checkpoint=f"{cfg.hdfs_uri}/argus/bench/{run}/live")
+    job = StreamJob(spec, cfg).start()
+    try:
+        # warm up: every executor loads its model before the measured frames arrive
+        warm_ids = [f"warm-{run}-{i}" for i in range(2 * executors)]
+        warm = _prefill(cfg, live_topic, warm_ids, batch, clips)
+        if len(_wait_stored(store, warm_ids, warm, job, timeout=300)) < warm:
+            raise RuntimeError(f"warm-up frames were not stored:\n{job.log_tail()}")
+        live_cams = simulated_cameras(cameras, rate_hz, clips, prefix=f"lat-{run}")
+        sink = KafkaFrameSink(cfg.kafka_bootstrap, live_topic)
+        ingest = run_ingest(live_cams, sink, threading.Event(), seconds=seconds)
+        sink.close(60)
+        frames_in = sum(s.delivered for s in ingest.stats.values())
+        live_ids = [c.id for c in live_cams]
+        live_rows = _wait_stored(store, live_ids, frames_in, job, timeout=120)
+    finally:
+        job.stop()
+
+    stamps = np.array([[int(r[f"t:{s}"]) for s in STAGES] for r in live_rows], dtype=np.int64)
+    e2e = stamps[:, -1] - stamps[:, 0]
+    per_stage = {f"{a}->{b}": {"p50": _pct(stamps[:, i + 1] - stamps[:, i], 50),
+                                "p99": _pct(stamps[:, i + 1] - stamps[:, i], 99)}
+                 for i, (a, b) in enumerate(zip(STAGES, STAGES[1:]))}
+    dlq_count = _count(cfg, dlq)
+    return {
+        "model": model, "batch": batch, "executors": executors, "cameras": cameras, "rate_hz": rate_hz,
+        "offered_fps": round(cameras * rate_hz, 2), "load": round(cameras * rate_hz / bare_fps, 3),
+        "drain_frames": sent, "frames_in": frames_in, "frames_stored": len(live_rows),
+        "frames_dlq": dlq_count, "fps": round(fps, 2), "bare_fps": bare_fps,
+        "efficiency": round(fps / bare_fps, 4),
+        "latency_ms": {"p50": _pct(e2e, 50), "p95": _pct(e2e, 95), "p99": _pct(e2e, 99)},
+        "stage_latency_ms": per_stage, "seconds": seconds,
+    }
+
+
+def _count(cfg: ArgusConfig, topic: str) -> int:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": cfg.kafka_bootstrap, "group.id": f"bench-count-{topic}"})
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        total = 0
+        for p in meta.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            total += high - low
+        return total
+    finally:
+        consumer.close()

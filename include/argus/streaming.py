@@ -1,0 +1,104 @@
+"""Launching the live detection job (jobs/stream_detect.py) as a supervised process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from argus.config import ArgusConfig
+from argus.spark import submit_argv, submit_env
+
+
+@dataclass
+class StreamJobSpec:
+    """What the streaming job runs with; defaults fit the local 2-core stack."""
+
+    topic: str = "argus.frames"
+    dlq_topic: str = "argus.frames.dlq"
+    checkpoint: str | None = None  # default: hdfs://.../argus/checkpoints/<query_name>
+    query_name: str = "argus_stream_detect"
+    default_model: str = "centernet-coco"
+    camera_models: dict[str, str] = field(default_factory=dict)
+    batch_size: int = 8
+    max_offsets_per_trigger: int = 200
+    trigger_seconds: float = 1.0
+    starting_offsets: str = "earliest"
+    executors: int = 2
+    cores_per_executor: int = 1
+    executor_memory: str = "2g"
+    tasks_per_gpu: int = 0  # >0: executors take one GPU each and this many tasks share it
+
+    def spark_conf(self) -> dict[str, str]:
+        conf = {
+            "spark.executor.cores": str(self.cores_per_executor),
+            "spark.cores.max": str(self.executors * self.cores_per_executor),
+            "spark.executor.memory": self.executor_memory,
+            # tasks of a micro-batch are small: do not wait for locality
+            "spark.locality.wait": "0s",
+        }
+        if self.tasks_per_gpu > 0:
+            conf.update({
+                "spark.executor.resource.gpu.amount": "1",
+                "spark.task.resource.gpu.amount": f"{1 / self.tasks_per_gpu:.4f}",
+            })
+        return conf
+
+    def args(self, cfg: ArgusConfig) -> list[str]:
+        checkpoint = self.checkpoint or f"{cfg.hdfs_uri}/argus/checkpoints/{self.query_name}"
+        return ["--bootstrap", cfg.kafka_bootstrap, "--topic", self.topic, "--dlq-topic", self.dlq_topic,
+                "--checkpoint", checkpoint, "--query-name", self.query_name,
+                "--default-model", self.default_model, "--camera-models", json.dumps(self.camera_models),
+                "--batch-size", str(self.batch_size), "--max-offsets", str(self.max_offsets_per_trigger),
+                "--trigger-seconds", str(self.trigger_seconds), "--starting-offsets", self.starting_offsets,
+                "--hbase-host", cfg.host, "--hbase-port", str(cfg.port("hbase_thrift")),
+                "--hbase-admin-port", str(cfg.port("hbase_thrift2"))]
+
+
+class StreamJob:
+    """A running streaming job (spark-submit in client mode, its own process group)."""
+
+    def __init__(self, spec: StreamJobSpec, cfg: ArgusConfig | None = None, log_path: Path | None = None):
+        self.spec, self.cfg = spec, cfg or ArgusConfig()
+        self.log_path = log_path or self.cfg.state_dir / "logs" / f"{spec.query_name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> StreamJob:
+        argv = submit_argv(self.cfg, self.cfg.root / "jobs" / "stream_detect.py", self.spec.args(self.cfg),
+                           conf=self.spec.spark_conf())
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("a") as log:
+            self.proc = subprocess.Popen(argv, env={**os.environ, **submit_env(self.cfg)}, stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True, cwd=self.cfg.root)
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+
+    def kill(self) -> None:
+        """SIGKILL the driver's whole process group: a crash, as far as Spark can tell."""
+        self.stop(signal.SIGKILL)
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except FileNotFoundError:
+            return ""
