@@ -207,8 +207,12 @@ def _run_ingest_with_progress(cameras, args) -> int:
     from argus.config import ArgusConfig
     from argus.ingest import KafkaFrameSink, run_ingest
 
+    from argus.topics import ensure_topics
+
     cfg = ArgusConfig()
-    sink = KafkaFrameSink(args.bootstrap or cfg.kafka_bootstrap, args.topic)
+    bootstrap = args.bootstrap or cfg.kafka_bootstrap
+    ensure_topics(bootstrap, args.topic, f"{args.topic}.dlq")
+    sink = KafkaFrameSink(bootstrap, args.topic)
     stop = threading.Event()
     t0 = time.monotonic()
 
