@@ -331,3 +331,18 @@ def test_postprocess_limits_and_empty(backend):
     assert [len(d) for d in few][0] == 3 and len(few) == 2
     assert few[0] == sorted(few[0], key=lambda d: -d.score)
     assert backend.postprocess(raw, meta, 0.99, 0.4, 100) == [[], []]
+
+
+def test_batch_buffers_are_reused_only_when_no_tensor_holds_them(backend):
+    from argus.images import sample_frames
+
+    frames = sample_frames(2)
+    first, _ = backend.preprocess(frames)
+    kept = first.numpy().copy()
+    second, _ = backend.preprocess(sample_frames(4)[2:])  # other pictures, same shape
+    # the first tensor is alive: its memory must not have been reused for the second batch
+    assert np.array_equal(first.numpy(), kept)
+    assert not np.array_equal(second.numpy(), kept)
+    del first, second
+    third, _ = backend.preprocess(frames)
+    assert np.array_equal(third.numpy(), kept)
