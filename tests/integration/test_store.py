@@ -59,3 +59,21 @@ def test_writes_are_idempotent_and_search_is_newest_first(store, cfg, unique):
     assert len(frames) == 10 and frames[0]["f:n"] == "2"  # newest: seq 9, person + car
     assert "t:written" in frames[0]
     assert int(frames[0]["t:read"]) - int(frames[0]["t:captured"]) == 40
+
+
+def test_argus_search_finds_one_cameras_persons_in_a_time_range_newest_first(store, cfg, unique):
+    import json
+    import subprocess
+    import sys
+
+    cam = f"search-{unique}"
+    t0 = 1_791_000_000_000
+    person, cat = Detection(0, "person", 0.8, (0.1, 0.1, 0.4, 0.9)), Detection(15, "cat", 0.7, (0.5, 0.5, 0.7, 0.7))
+    store.write([FrameResult(cam, t0 + i * 1000, i, 640, 480, "centernet-coco", [person, cat]) for i in range(6)])
+    out = subprocess.run([sys.executable, "-m", "argus.cli", "search", "--camera", cam, "--classes", "person",
+                          "--since", str(t0 + 1000), "--until", str(t0 + 4000), "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout)
+    assert [d["seq"] for d in found] == [4, 3, 2, 1]
+    assert {d["class_name"] for d in found} == {"person"} and {d["camera_id"] for d in found} == {cam}
