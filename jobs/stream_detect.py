@@ -48,6 +48,9 @@ def read_frames(spark: SparkSession, args) -> DataFrame:
             .option("startingOffsets", args.starting_offsets)
             # bounded from the first batch: a backlog must not become one giant micro-batch
             .option("maxOffsetsPerTrigger", args.max_offsets)
+            # cameras are keys: a few busy cameras can pile onto one Kafka partition, and a
+            # micro-batch lasts as long as its biggest task; split ranges across the cores
+            .option("minPartitions", args.min_partitions)
             .option("includeHeaders", "true")
             .option("kafka.max.partition.fetch.bytes", str(16 * 2**20))
             .option("failOnDataLoss", "false")
@@ -76,6 +79,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--trigger-seconds", type=float, default=1.0)
     p.add_argument("--max-offsets", type=int, default=200, help="maxOffsetsPerTrigger")
     p.add_argument("--starting-offsets", default="earliest")
+    p.add_argument("--min-partitions", type=int, default=2,
+                   help="Spark tasks per micro-batch at least (set to the executors' total cores)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--default-model", default="centernet-coco")
     p.add_argument("--camera-models", default="{}", help="JSON: camera id or pattern -> model")

@@ -54,6 +54,7 @@ class StreamJobSpec:
                 "--default-model", self.default_model, "--camera-models", json.dumps(self.camera_models),
                 "--batch-size", str(self.batch_size), "--max-offsets", str(self.max_offsets_per_trigger),
                 "--trigger-seconds", str(self.trigger_seconds), "--starting-offsets", self.starting_offsets,
+                "--min-partitions", str(self.executors * self.cores_per_executor),
                 "--hbase-host", cfg.host, "--hbase-port", str(cfg.port("hbase_thrift")),
                 "--hbase-admin-port", str(cfg.port("hbase_thrift2"))]
 
