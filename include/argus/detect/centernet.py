@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from argus.detect.registry import COCO_CLASSES
 from argus.detect.types import Detection, DetectorError
 
 log = logging.getLogger(__name__)
@@ -53,18 +54,6 @@ TOP_K = 100
 #: Below this score threshold the decode falls back to the dense 3×3 max-pool path.
 SPARSE_MIN_THRESHOLD = 0.05
 
-COCO_CLASSES = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
-    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
-    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
-    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
-    "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant",
-    "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
-    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
-    "teddy bear", "hair drier", "toothbrush",
-)
 
 
 # --------------------------------------------------------------------------- files

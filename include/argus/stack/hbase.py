@@ -91,69 +91,70 @@ def _log_bytes(ctx: StackContext, service: str) -> bytes:
     return text[max(0, text.rfind(START_MARKER)):]
 
 
-class HBaseThriftService(Service):
-    name = "hbase-thrift"
+class _ThriftServerService(Service):
+    """An HBase Thrift server JVM (same jars and configuration as the master)."""
+
     group = "hbase"
-    ports = ("hbase_thrift",)
     requires = ("hbase",)
     pom = "hbase"
     startup_timeout = 120.0
+    main_class: str = ""
+    port_name: str = ""
+    scheme: str = ""
+    heap = "384m"
 
     def url(self, cfg):
-        return f"thrift://{cfg.host}:{cfg.port('hbase_thrift')}"
+        return f"{self.scheme}://{cfg.host}:{cfg.port(self.port_name)}"
 
     def argv(self, ctx: StackContext) -> list[str]:
         cfg = ctx.cfg
-        # happybase's defaults (buffered transport, binary protocol) match the default
-        # thread-pool server: no -f/-c/-hsha/-nonblocking flags here.
-        return self.java_argv(
-            ctx, "org.apache.hadoop.hbase.thrift.ThriftServer",
-            "-b", cfg.host, "-p", str(cfg.port("hbase_thrift")), "start",
-            heap="384m", opts=_opts(ctx), conf=_hbase_conf(ctx),
-        )
+        # default thread-pool server, buffered transport, binary protocol: what happybase
+        # and thriftpy2 speak by default (no -f/-c/-hsha/-nonblocking flags)
+        return self.java_argv(ctx, self.main_class, "-b", cfg.host, "-p", str(cfg.port(self.port_name)), "start",
+                              heap=self.heap, opts=_opts(ctx), conf=_hbase_conf(ctx))
 
     def ready(self, ctx: StackContext) -> bool:
-        import happybase
-
-        if not listening(ctx.cfg.host, ctx.cfg.port("hbase_thrift")):
+        if not listening(ctx.cfg.host, ctx.cfg.port(self.port_name)):
             return False
         try:
-            conn = happybase.Connection(ctx.cfg.host, ctx.cfg.port("hbase_thrift"), timeout=5000)
-            try:
-                conn.tables()
-            finally:
-                conn.close()
+            return self.answers(ctx.cfg.host, ctx.cfg.port(self.port_name))
         except Exception:
             return False
+
+    def answers(self, host: str, port: int) -> bool:
+        raise NotImplementedError
+
+
+class HBaseThriftService(_ThriftServerService):
+    """Thrift v1: data access through happybase."""
+
+    name = "hbase-thrift"
+    ports = ("hbase_thrift",)
+    main_class = "org.apache.hadoop.hbase.thrift.ThriftServer"
+    port_name, scheme = "hbase_thrift", "thrift"
+
+    def answers(self, host: str, port: int) -> bool:
+        import happybase
+
+        conn = happybase.Connection(host, port, timeout=5000)
+        try:
+            conn.tables()
+        finally:
+            conn.close()
         return True
 
 
-class HBaseThrift2Service(Service):
+class HBaseThrift2Service(_ThriftServerService):
+    """Thrift2: administration (namespaces, pre-split tables, TTLs)."""
+
     name = "hbase-thrift2"
-    group = "hbase"
     ports = ("hbase_thrift2",)
-    requires = ("hbase",)
-    pom = "hbase"
-    startup_timeout = 120.0
+    main_class = "org.apache.hadoop.hbase.thrift2.ThriftServer"
+    port_name, scheme = "hbase_thrift2", "thrift2"
+    heap = "256m"
 
-    def url(self, cfg):
-        return f"thrift2://{cfg.host}:{cfg.port('hbase_thrift2')}"
-
-    def argv(self, ctx: StackContext) -> list[str]:
-        cfg = ctx.cfg
-        return self.java_argv(
-            ctx, "org.apache.hadoop.hbase.thrift2.ThriftServer",
-            "-b", cfg.host, "-p", str(cfg.port("hbase_thrift2")), "start",
-            heap="256m", opts=_opts(ctx), conf=_hbase_conf(ctx),
-        )
-
-    def ready(self, ctx: StackContext) -> bool:
+    def answers(self, host: str, port: int) -> bool:
         from argus.store.admin import HBaseAdmin
 
-        if not listening(ctx.cfg.host, ctx.cfg.port("hbase_thrift2")):
-            return False
-        try:
-            with HBaseAdmin(ctx.cfg.host, ctx.cfg.port("hbase_thrift2"), timeout_ms=5000) as admin:
-                return admin.namespace_exists("default")
-        except Exception:
-            return False
+        with HBaseAdmin(host, port, timeout_ms=5000) as admin:
+            return admin.namespace_exists("default")
