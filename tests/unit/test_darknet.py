@@ -13,14 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-cv2 = pytest.importorskip("cv2")
-if not hasattr(cv2, "dnn") or not hasattr(cv2.dnn, "readNetFromDarknet"):  # gone in OpenCV 5
-    pytest.skip("this OpenCV has no Darknet importer", allow_module_level=True)
+import cv2
 
-from argus.detect import darknet as dk  # noqa: E402
-from argus.detect.registry import COCO_CLASSES  # noqa: E402
-from argus.detect.types import DetectorError  # noqa: E402
-from argus.detect.yolo import YoloBackend, builtin_cfg, cfg_text, write_cfg  # noqa: E402
+from argus.detect import darknet as dk
+
+# OpenCV 5 dropped the Darknet importer: the lock pins opencv-python-headless < 5
+assert hasattr(cv2.dnn, "readNetFromDarknet"), "this OpenCV has no Darknet importer (pin < 5)"
+from argus.detect.registry import COCO_CLASSES
+from argus.detect.types import DetectorError
+from argus.detect.yolo import YoloBackend, builtin_cfg, cfg_text, write_cfg
 
 RTOL = 1e-4
 # Thresholds for the decode comparison: OpenCV's region layer zeroes class scores
