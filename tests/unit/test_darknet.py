@@ -10,18 +10,17 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
-import cv2
-
 from argus.detect import darknet as dk
-
-# OpenCV 5 dropped the Darknet importer: the lock pins opencv-python-headless < 5
-assert hasattr(cv2.dnn, "readNetFromDarknet"), "this OpenCV has no Darknet importer (pin < 5)"
 from argus.detect.registry import COCO_CLASSES
 from argus.detect.types import DetectorError
 from argus.detect.yolo import YoloBackend, builtin_cfg, cfg_text, write_cfg
+
+# OpenCV 5 dropped the Darknet importer: the lock pins opencv-python-headless < 5
+assert hasattr(cv2.dnn, "readNetFromDarknet"), "this OpenCV has no Darknet importer (pin < 5)"
 
 RTOL = 1e-4
 # Thresholds for the decode comparison: OpenCV's region layer zeroes class scores
