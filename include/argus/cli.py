@@ -269,7 +269,7 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
 
     with console.status("benchmarking the pipeline (bare detector, drain, live latency)"):
         result = bench_pipeline(args.cameras, args.rate, args.seconds, model=args.model, batch=args.batch,
-                                executors=args.executors)
+                                executors=args.executors, cores_per_executor=args.cores_per_executor)
     text = json.dumps(result, indent=2)
     if args.json:
         Path(args.json).write_text(text + "\n")
@@ -356,7 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=30.0, help="length of the live latency run")
     p.add_argument("--model", default="centernet-coco")
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--executors", type=int, default=2)
+    p.add_argument("--executors", type=int, default=1)
+    p.add_argument("--cores-per-executor", type=int, default=2,
+                   help="cores of each executor; each task (and its TensorFlow) takes all of them")
     p.add_argument("--json", metavar="OUT", help="also write the result to this file")
     p.set_defaults(func=cmd_bench_pipeline)
 

@@ -27,14 +27,19 @@ class StreamJobSpec:
     max_offsets_per_trigger: int = 200
     trigger_seconds: float = 1.0
     starting_offsets: str = "earliest"
-    executors: int = 2
-    cores_per_executor: int = 1
+    # One executor whose task takes both cores (TensorFlow with 2 threads) drained 0.79 x the
+    # bare model on the 2-core stack, two 1-core executors 0.66 (docs/benchmarks.md).
+    executors: int = 1
+    cores_per_executor: int = 2
+    #: cores each task (one Python worker, its TensorFlow threads) takes
+    task_cpus: int = 2
     executor_memory: str = "2g"
     tasks_per_gpu: int = 0  # >0: executors take one GPU each and this many tasks share it
 
     def spark_conf(self) -> dict[str, str]:
         conf = {
             "spark.executor.cores": str(self.cores_per_executor),
+            "spark.task.cpus": str(self.task_cpus),
             "spark.cores.max": str(self.executors * self.cores_per_executor),
             "spark.executor.memory": self.executor_memory,
             # tasks of a micro-batch are small: do not wait for locality
@@ -54,7 +59,7 @@ class StreamJobSpec:
                 "--default-model", self.default_model, "--camera-models", json.dumps(self.camera_models),
                 "--batch-size", str(self.batch_size), "--max-offsets", str(self.max_offsets_per_trigger),
                 "--trigger-seconds", str(self.trigger_seconds), "--starting-offsets", self.starting_offsets,
-                "--min-partitions", str(self.executors * self.cores_per_executor),
+                "--min-partitions", str(self.executors * max(1, self.cores_per_executor // self.task_cpus)),
                 "--hbase-host", cfg.host, "--hbase-port", str(cfg.port("hbase_thrift")),
                 "--hbase-admin-port", str(cfg.port("hbase_thrift2"))]
 

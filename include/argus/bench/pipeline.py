@@ -96,7 +96,8 @@ def _pct(values, q) -> float:
 
 
 def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str = "centernet-coco",
-                   batch: int = 8, executors: int = 2, drain_frames: int | None = None) -> dict:
+                   batch: int = 8, executors: int = 1, cores_per_executor: int = 2,
+                   drain_frames: int | None = None) -> dict:
     cfg = ArgusConfig()
     run = uuid.uuid4().hex[:6]
     clips = ensure_clips(cfg.cache_dir / "simulator")
@@ -113,7 +114,8 @@ def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str = "c
     drain_ids = [f"drain-{run}-{i:03d}" for i in range(cameras)]
     sent = _prefill(cfg, drain_topic, drain_ids, -(-total // cameras), clips)
     spec = StreamJobSpec(topic=drain_topic, dlq_topic=dlq, query_name=f"bench_{run}_drain", default_model=model,
-                         batch_size=batch, executors=executors, max_offsets_per_trigger=max(50, int(bare_fps * 8)),
+                         batch_size=batch, executors=executors, cores_per_executor=cores_per_executor,
+                         task_cpus=cores_per_executor, max_offsets_per_trigger=max(50, int(bare_fps * 8)),
                          trigger_seconds=0.5, checkpoint=f"{cfg.hdfs_uri}/argus/bench/{run}/drain")
     job = StreamJob(spec, cfg).start()
     try:
@@ -129,7 +131,8 @@ def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str = "c
     live_topic = f"bench.{run}.live"
     ensure_topics(cfg.kafka_bootstrap, live_topic, dlq, partitions=max(2, executors))
     spec = StreamJobSpec(topic=live_topic, dlq_topic=dlq, query_name=f"bench_{run}_live", default_model=model,
-                         batch_size=batch, executors=executors, trigger_seconds=0.5, starting_offsets="earliest",
+                         batch_size=batch, executors=executors, cores_per_executor=cores_per_executor,
+                         task_cpus=cores_per_executor, trigger_seconds=0.5, starting_offsets="earliest",
                          max_offsets_per_trigger=max(20, int(cameras * rate_hz * 2)),
                          checkpoint=f"{cfg.hdfs_uri}/argus/bench/{run}/live")
     job = StreamJob(spec, cfg).start()
@@ -152,7 +155,8 @@ def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str = "c
                  for i, (a, b) in enumerate(zip(STAGES, STAGES[1:]))}
     dlq_count = _count(cfg, dlq)
     return {
-        "model": model, "batch": batch, "executors": executors, "cameras": cameras, "rate_hz": rate_hz,
+        "model": model, "batch": batch, "executors": executors, "cores_per_executor": cores_per_executor,
+        "cameras": cameras, "rate_hz": rate_hz,
         "offered_fps": round(cameras * rate_hz, 2), "load": round(cameras * rate_hz / bare_fps, 3),
         "drain_frames": sent, "steady_frames": len(steady), "frames_in": frames_in, "frames_stored": len(live_rows),
         "frames_dlq": dlq_count, "fps": round(fps, 2), "bare_fps": bare_fps,
