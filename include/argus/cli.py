@@ -277,6 +277,20 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_archive_put(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from argus.archive import put
+    from argus.hdfs import webhdfs_client
+
+    uploads = put([Path(p) for p in args.files], args.camera, webhdfs_client(),
+                  start_ms=parse_time(args.start) if args.start else None, root=args.root)
+    for u in uploads:
+        console.print(f"{'[dim]kept[/dim]    ' if u.skipped else '[green]uploaded[/green]'} {u.source} -> {u.target} "
+                      f"({u.bytes / 2**20:.1f} MiB)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="argus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -335,6 +349,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
+
+    archive = sub.add_parser("archive", help="video archives on HDFS")
+    asub = archive.add_subparsers(dest="archive_command", required=True)
+    p = asub.add_parser("put", help="upload recordings (or folders of JPEG frames) into the archive layout")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--camera", required=True)
+    p.add_argument("--start", help="recording start (ISO-8601 or ms); default: from the file")
+    p.add_argument("--root", default="/argus/archive", help="archive root on HDFS")
+    p.set_defaults(func=cmd_archive_put)
 
     hbase = sub.add_parser("hbase", help="HBase administration")
     hsub = hbase.add_subparsers(dest="hbase_command", required=True)
