@@ -65,10 +65,6 @@ class AirflowClient:
         """Trigger a run now; returns the dag run (``dag_run_id``, ``state``, ...)."""
         return self._json("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
 
-    def trigger_raw(self, dag_id: str, conf: dict | None = None) -> httpx.Response:
-        """Like :meth:`trigger` but returns the response, for callers that expect a rejection."""
-        return self.request("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
-
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300) -> dict:
         """Poll until the run finishes; returns it (check ``state``)."""
         deadline = time.monotonic() + timeout

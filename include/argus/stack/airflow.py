@@ -119,7 +119,7 @@ def local_connections(cfg: ArgusConfig) -> dict[str, dict]:
     }
 
 
-def _airflow(cfg: ArgusConfig) -> str:
+def _airflow() -> str:
     return str(Path(sys.executable).parent / "airflow")
 
 
@@ -142,7 +142,7 @@ class _AirflowComponent(Service):
         return airflow_env(ctx.cfg)
 
     def argv(self, ctx: StackContext) -> list[str]:
-        return [_airflow(ctx.cfg), self.command]
+        return [_airflow(), self.command]
 
     def ready(self, ctx: StackContext) -> bool:
         health = _health(ctx.cfg)
@@ -176,8 +176,8 @@ class AirflowApiServerService(_AirflowComponent):
         conns = airflow_home(cfg) / "connections.json"
         conns.write_text(json.dumps(local_connections(cfg), indent=2))
         with log.open("a") as out:
-            for argv in ([_airflow(cfg), "db", "migrate"],
-                         [_airflow(cfg), "connections", "import", "--overwrite", str(conns)]):
+            for argv in ([_airflow(), "db", "migrate"],
+                         [_airflow(), "connections", "import", "--overwrite", str(conns)]):
                 out.write(f"\n==== argus: {' '.join(argv)}\n")
                 out.flush()
                 proc = subprocess.run(argv, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=600,

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 from argus.config import ArgusConfig
-from argus.jvm import SetupError, fetch_jars, find_java
+from argus.jvm import SetupError, fetch_jars
 from argus.stack import process
 from argus.stack.service import Service, StackContext
 from argus.stack.services import SERVICES, by_name, resolve
@@ -240,4 +240,4 @@ def status_dicts(statuses: list[ServiceStatus]) -> list[dict]:
     return [asdict(s) for s in statuses]
 
 
-__all__ = ["Stack", "StackError", "ServiceStatus", "find_java"]
+__all__ = ["Stack", "StackError", "ServiceStatus"]
