@@ -63,22 +63,28 @@ def put(paths: list[Path], camera: str, client, start_ms: int | None = None,
     :param client: an HdfsCLI client (:func:`argus.hdfs.webhdfs_client`).
     :param start_ms: start time for every path; default: read from each path.
     """
-    uploads = []
-    for path in paths:
-        path = Path(path)
+    plan: dict[str, Path] = {}  # target -> source; checked in full before anything is uploaded
+    for path in map(Path, paths):
         if not path.exists():
             raise ValueError(f"{path} does not exist")
+        if path.is_file() and path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise ValueError(f"{path}: not a video ({', '.join(VIDEO_SUFFIXES)}) or a folder of JPEG frames")
+        if path.is_dir() and not any(p.suffix.lower() in FRAME_SUFFIXES for p in path.iterdir()):
+            raise ValueError(f"{path} holds no JPEG frames")
         start = start_ms if start_ms is not None else recording_start_ms(path)
         base = f"{archive_dir(camera, start, root)}/{start}"
+        target = base if path.is_dir() else f"{base}{path.suffix.lower()}"
+        if target in plan:  # one start time for several recordings would overwrite one
+            raise ValueError(f"{path} and {plan[target]} would both be archived as {target}: "
+                             "give each recording its own start time")
+        plan[target] = path
+    uploads = []
+    for target, path in plan.items():
         if path.is_dir():
             frames = sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
-            if not frames:
-                raise ValueError(f"{path} holds no JPEG frames")
-            uploads += [_upload(client, f, f"{base}/{f.name}") for f in frames]
+            uploads += [_upload(client, f, f"{target}/{f.name}") for f in frames]
         else:
-            if path.suffix.lower() not in VIDEO_SUFFIXES:
-                raise ValueError(f"{path}: not a video ({', '.join(VIDEO_SUFFIXES)}) or a folder of JPEG frames")
-            uploads.append(_upload(client, path, f"{base}{path.suffix.lower()}"))
+            uploads.append(_upload(client, path, target))
     return uploads
 
 

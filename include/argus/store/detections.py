@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import happybase
@@ -114,6 +115,13 @@ class DetectionStore:
 
     def _table(self, conn, name: str):
         return conn.table(self.tables[name].full_name)
+
+    @contextmanager
+    def table(self, name: str):
+        """One of the Argus tables (``detections``, ``frames``, ``cameras``, ``segments``)
+        on a pooled connection."""
+        with self._pool.connection() as conn:
+            yield self._table(conn, name)
 
     # ---- writes (idempotent: keys depend only on the frame) ----
     def write(self, results: Iterable[FrameResult], written_ms: int | None = None) -> int:

@@ -35,6 +35,11 @@ def tables(detections_ttl_s: int = DETECTIONS_TTL_S, frames_ttl_s: int = FRAMES_
             FamilySpec("f", ttl_s=frames_ttl_s),      # frame facts: size, model, counts, Kafka position
         ), splits),
         "cameras": TableSpec(NAMESPACE, "cameras", (FamilySpec("i", max_versions=3, in_memory=True),)),
+        # one row per streaming query: its lease (who runs it) and its latest progress
+        "streams": TableSpec(NAMESPACE, "streams", (FamilySpec("s", in_memory=True),)),
+        # archive reprocessing: one row per segment of a recording, one column per job
+        # (model + decoding rate) that finished it, so that an interrupted run resumes
+        "segments": TableSpec(NAMESPACE, "segments", (FamilySpec("m"),)),
     }
 
 

@@ -1,0 +1,195 @@
+"""Archive reprocessing: recordings on HDFS -> segments -> detection -> the live pipeline's HBase rows.
+
+    spark-submit jobs/batch_reprocess.py --archive-root hdfs://127.0.0.1:8020/argus/archive \\
+        --webhdfs http://127.0.0.1:9870 --since 2026-09-20 --until 2026-09-21 \\
+        [--cameras gate-1,gate-2] [--model centernet-coco] [--rate 1] [--window 10] [--batch-size 8]
+
+The driver lists the archive (metadata only); executors probe each recording and cut it
+into segments, then decode (PyAV over WebHDFS range reads), detect and write each segment.
+Segments already finished by this job (same model and rate) are skipped; a recording that
+cannot be read is reported with its path and the rest of the run goes on. Progress lines
+(``ARGUS_PROGRESS {json}``) while running, ``ARGUS_RESULT {json}`` at the end; the exit
+status is 0 even when some recordings failed (they are in the summary), 1 when nothing
+could be processed and something failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+
+from pyspark.sql import SparkSession
+
+from argus.reprocess import (
+    ArchiveReadError, ReprocessConfig, SegmentMarkers, SegmentResult, archive_fs, list_recordings,
+    plan_segments, process_segment, recording_duration_s, utc_day,
+)
+
+
+def plan(cfg: ReprocessConfig):
+    """flatMap: a recording -> its segments, or one failure naming it."""
+
+    def run(recording):
+        fs, _ = archive_fs(cfg)
+        try:
+            duration = recording_duration_s(fs, recording, cfg.rate_hz)
+        except ArchiveReadError as exc:
+            return [("failed", SegmentResult(recording.path, recording.path, recording.camera, "failed",
+                                             error=str(exc)))]
+        return [("segment", seg) for seg in plan_segments(recording, duration, cfg.window_s, cfg.rate_hz)]
+
+    return run
+
+
+# one per Python worker, reused across tasks (spark.python.worker.reuse)
+_resources: dict = {}
+
+
+def worker_resources(cfg: ReprocessConfig) -> tuple:
+    """(store, file system, detector) of this Python worker, made once."""
+    if "store" not in _resources:
+        from argus.detect import Detector
+        from argus.store import DetectionStore
+
+        _resources.update(store=DetectionStore(cfg.hbase_host, cfg.hbase_port, cfg.hbase_admin_port),
+                          fs=archive_fs(cfg)[0], detector=Detector(cfg.model, batch_size=cfg.batch_size))
+    return _resources["store"], _resources["fs"], _resources["detector"]
+
+
+def warm_up(cfg: ReprocessConfig):
+    """foreachPartition: load the model (and TensorFlow) before the timed stage."""
+
+    def run(_):
+        worker_resources(cfg)
+
+    return run
+
+
+def detect_segments(cfg: ReprocessConfig, frames_acc, segments_acc):
+    """mapPartitions: segments -> results; marks each finished segment."""
+
+    def run(segments):
+        store, fs, detector = worker_resources(cfg)
+        markers = SegmentMarkers(store, cfg.job_key)
+        for segment in segments:
+            result = process_segment(fs, segment, cfg, detector, store)
+            if result.status == "done":
+                markers.mark(segment, result)
+            frames_acc.add(result.frames)
+            segments_acc.add(1)
+            yield result
+
+    return run
+
+
+def report_progress(spark: SparkSession, total: int, frames_acc, segments_acc, stop: threading.Event,
+                    every_s: float = 5.0) -> None:
+    t0 = time.monotonic()
+    while not stop.wait(every_s):
+        elapsed = time.monotonic() - t0
+        print("ARGUS_PROGRESS " + json.dumps({
+            "segments_done": segments_acc.value, "segments": total, "frames": frames_acc.value,
+            "elapsed_s": round(elapsed, 1), "fps": round(frames_acc.value / elapsed, 2) if elapsed else 0.0,
+        }), flush=True)
+
+
+def summarize(results: list[SegmentResult], probe_failures: list[SegmentResult], skipped: int,
+              recordings: int, seconds: float) -> dict:
+    done = [r for r in results if r.status == "done"]
+    failed = probe_failures + [r for r in results if r.status == "failed"]
+    frames = sum(r.frames for r in results)
+    classes: dict[str, int] = {}
+    for r in results:
+        for name, n in r.classes.items():
+            classes[name] = classes.get(name, 0) + n
+    return {
+        "recordings": recordings, "segments": len(results) + skipped, "segments_done": len(done),
+        "segments_skipped": skipped, "segments_failed": len([r for r in results if r.status == "failed"]),
+        "frames": frames, "detections": sum(r.detections for r in results), "classes": classes,
+        "seconds": round(seconds, 3), "fps": round(frames / seconds, 3) if seconds > 0 and frames else 0.0,
+        "failures": [{"path": r.path, "segment": r.segment if r.segment != r.path else None, "error": r.error}
+                     for r in failed],
+    }
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--archive-root", required=True, help="hdfs://namenode:8020/argus/archive or file:///path")
+    p.add_argument("--webhdfs", help="WebHDFS address for hdfs:// roots, e.g. http://127.0.0.1:9870")
+    p.add_argument("--since", type=utc_day, help="first date (YYYY-MM-DD, UTC), inclusive")
+    p.add_argument("--until", type=utc_day, help="last date (YYYY-MM-DD, UTC), inclusive")
+    p.add_argument("--cameras", default="", help="comma-separated camera ids (default: all)")
+    p.add_argument("--model", default="centernet-coco")
+    p.add_argument("--rate", type=float, default=1.0, help="decoding rate in Hz")
+    p.add_argument("--window", type=float, default=10.0, help="segment length in seconds")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--no-resume", action="store_true", help="redo segments this job already finished")
+    p.add_argument("--hbase-host", default="127.0.0.1")
+    p.add_argument("--hbase-port", type=int, default=9090)
+    p.add_argument("--hbase-admin-port", type=int, default=9091)
+    args = p.parse_args(argv)
+
+    cfg = ReprocessConfig(archive_root=args.archive_root, webhdfs_url=args.webhdfs, model=args.model,
+                          rate_hz=args.rate, window_s=args.window, batch_size=args.batch_size,
+                          hbase_host=args.hbase_host, hbase_port=args.hbase_port,
+                          hbase_admin_port=args.hbase_admin_port)
+    from argus.detect import default_registry
+    from argus.store import DetectionStore
+
+    default_registry().get(cfg.model)  # an unknown model fails here, before any work
+    store = DetectionStore(cfg.hbase_host, cfg.hbase_port, cfg.hbase_admin_port)
+    store.ensure_tables()
+
+    spark = SparkSession.builder.appName("argus-batch-reprocess").getOrCreate()
+    sc = spark.sparkContext
+    fs, root = archive_fs(cfg)
+    cameras = [c for c in args.cameras.split(",") if c] or None
+    recordings = list_recordings(fs, root, cameras, args.since, args.until)
+    print(f"argus: {len(recordings)} recording(s) under {args.archive_root}", flush=True)
+
+    t0 = time.monotonic()
+    planned = (sc.parallelize(recordings, max(1, min(len(recordings), sc.defaultParallelism * 4)))
+               .flatMap(plan(cfg)).collect()) if recordings else []
+    probe_failures = [r for kind, r in planned if kind == "failed"]
+    segments = [s for kind, s in planned if kind == "segment"]
+    finished = set() if args.no_resume else SegmentMarkers(store, cfg.job_key).finished()
+    todo = [s for s in segments if s.key not in finished]
+    print(f"argus: {len(segments)} segment(s), {len(segments) - len(todo)} already done by {cfg.job_key}, "
+          f"{len(probe_failures)} unreadable recording(s)", flush=True)
+
+    if todo:
+        # every executor loads its model once before the measured stage (one task per
+        # executor: the job waits for all of them to register, see ReprocessJobSpec)
+        conf = sc.getConf()
+        slots = max(1, int(conf.get("spark.cores.max", str(sc.defaultParallelism)))
+                    // int(conf.get("spark.task.cpus", "1")))
+        sc.parallelize(range(slots), slots).foreachPartition(warm_up(cfg))
+
+    frames_acc, segments_acc = sc.accumulator(0), sc.accumulator(0)
+    stop = threading.Event()
+    progress = threading.Thread(target=report_progress, args=(spark, len(todo), frames_acc, segments_acc, stop),
+                                daemon=True)
+    progress.start()
+    t1 = time.monotonic()
+    try:
+        # one segment per task: segments are the unit of balance, retry and resume
+        results = (sc.parallelize(todo, len(todo)).mapPartitions(detect_segments(cfg, frames_acc, segments_acc))
+                   .collect()) if todo else []
+    finally:
+        stop.set()
+    summary = summarize(results, probe_failures, len(segments) - len(todo), len(recordings), time.monotonic() - t1)
+    summary["total_seconds"] = round(time.monotonic() - t0, 3)  # with probing and model loading
+    summary["job"] = cfg.job_key
+    for failure in summary["failures"]:
+        print(f"argus: FAILED {failure['path']}: {failure['error']}", file=sys.stderr, flush=True)
+    print("ARGUS_RESULT " + json.dumps(summary), flush=True)
+    spark.stop()
+    nothing_done = summary["segments_done"] == 0 and summary["segments_skipped"] == 0
+    return 1 if summary["failures"] and nothing_done else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
