@@ -16,6 +16,7 @@ demo: setup
 	@$(ARGUS) demo
 
 test: setup
+	@scripts/ensure-chromium
 	@$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 down:
