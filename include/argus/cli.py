@@ -291,6 +291,62 @@ def cmd_archive_put(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_archive_reprocess(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from argus.config import ArgusConfig
+    from argus.reprocess import utc_day
+    from argus.reprocess_job import ReprocessJobSpec, parse_line
+
+    spec = ReprocessJobSpec(archive_root=args.root, since=utc_day(args.since) if args.since else None,
+                            until=utc_day(args.until) if args.until else None,
+                            cameras=tuple(c for c in (args.cameras or "").split(",") if c), model=args.model,
+                            rate_hz=args.rate, window_s=args.window, batch_size=args.batch,
+                            executors=args.executors, resume=not args.no_resume)
+    cfg = ArgusConfig()
+    log = cfg.state_dir / "logs" / "batch_reprocess.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    proc = spec.start(cfg, log_path=log)
+    summary = None
+    with Progress(TextColumn("reprocessing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                  TimeElapsedColumn(), console=err) as progress:
+        task = progress.add_task("segments", total=None, info="starting Spark")
+        for line in proc.stdout:
+            parsed = parse_line(line)
+            if parsed is None:
+                continue
+            kind, data = parsed
+            if kind == "ARGUS_PROGRESS":
+                progress.update(task, total=data["segments"], completed=data["segments_done"],
+                                info=f"{data['frames']} frames, {data['fps']:.1f}/s")
+            elif kind == "ARGUS_RESULT":
+                summary = data
+    code = proc.wait()
+    if summary is None:
+        err.print(f"[red]argus: the reprocessing job failed (exit {code}); its log: {log}[/red]")
+        return 1
+    print(json.dumps(summary, indent=2))
+    for failure in summary["failures"]:
+        err.print(f"[yellow]not processed: {failure['path']}: {failure['error']}[/yellow]")
+    return 0 if code == 0 else 1
+
+
+def cmd_bench_archive(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from argus.bench.archive import bench_archive
+
+    executors = [int(n) for n in args.executors.split(",")]
+    with console.status(f"benchmarking archive reprocessing on {executors} executor(s) and bare decode+detect"):
+        result = bench_archive(executors, recordings=args.recordings, rate_hz=args.rate, window_s=args.window,
+                               model=args.model, batch=args.batch)
+    text = json.dumps(result, indent=2)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    print(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="argus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -358,6 +414,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", help="recording start (ISO-8601 or ms); default: from the file")
     p.add_argument("--root", default="/argus/archive", help="archive root on HDFS")
     p.set_defaults(func=cmd_archive_put)
+    p = asub.add_parser("reprocess", help="detect over archived recordings with Spark (resumable)")
+    p.add_argument("--since", help="first date, YYYY-MM-DD (UTC)")
+    p.add_argument("--until", help="last date, YYYY-MM-DD (UTC), inclusive")
+    p.add_argument("--cameras", help="comma-separated camera ids (default: all)")
+    p.add_argument("--model", default="centernet-coco")
+    p.add_argument("--rate", type=float, default=1.0, help="decoding rate, Hz")
+    p.add_argument("--window", type=float, default=10.0, help="segment length, seconds")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--executors", type=int, default=2)
+    p.add_argument("--root", help="archive root URL (default: hdfs://<namenode>/argus/archive)")
+    p.add_argument("--no-resume", action="store_true", help="redo segments already finished by this model and rate")
+    p.set_defaults(func=cmd_archive_reprocess)
 
     hbase = sub.add_parser("hbase", help="HBase administration")
     hsub = hbase.add_subparsers(dest="hbase_command", required=True)
@@ -384,6 +452,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cores of each executor; each task (and its TensorFlow) takes all of them")
     p.add_argument("--json", metavar="OUT", help="also write the result to this file")
     p.set_defaults(func=cmd_bench_pipeline)
+
+    p = bsub.add_parser("archive", help="archive reprocessing on 1, 2, ... executors vs bare decode+detect")
+    p.add_argument("--executors", default="1,2", help="comma-separated executor counts")
+    p.add_argument("--recordings", type=int, default=8, help="8-second clips in the benchmark archive")
+    p.add_argument("--rate", type=float, default=5.0, help="decoding rate, Hz")
+    p.add_argument("--window", type=float, default=4.0, help="segment length, seconds")
+    p.add_argument("--model", default="centernet-coco")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--json", metavar="OUT", help="also write the result to this file")
+    p.set_defaults(func=cmd_bench_archive)
+
+    from argus.doe.cli import add_doe_parser
+
+    add_doe_parser(sub)
 
     p = sub.add_parser("demo", help="set up, start the stack and run a round trip through every service")
     p.set_defaults(func=cmd_demo)

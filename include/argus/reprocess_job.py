@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from dataclasses import dataclass
@@ -10,7 +9,7 @@ from pathlib import Path
 
 from argus.archive import ARCHIVE_ROOT
 from argus.config import ArgusConfig
-from argus.spark import SubmitResult, submit, submit_argv, submit_env
+from argus.spark import SubmitResult, parse_result_line, submit, submit_argv, submit_env
 
 JOB = Path("jobs") / "batch_reprocess.py"
 
@@ -86,7 +85,4 @@ class ReprocessJobSpec:
 
 def parse_line(line: str) -> tuple[str, dict] | None:
     """``ARGUS_PROGRESS {...}`` / ``ARGUS_RESULT {...}`` lines of the job's output."""
-    for tag in ("ARGUS_PROGRESS", "ARGUS_RESULT"):
-        if line.startswith(tag + " "):
-            return tag, json.loads(line[len(tag) + 1:])
-    return None
+    return parse_result_line(line)

@@ -40,18 +40,33 @@ def submit_env(cfg: ArgusConfig) -> dict[str, str]:
     }
 
 
+def driver_conf(cfg: ArgusConfig) -> dict[str, str]:
+    """Spark settings every Argus application gets: loopback driver, the venv's Python."""
+    return {
+        "spark.driver.host": cfg.host,
+        "spark.driver.bindAddress": cfg.host,
+        "spark.pyspark.python": str(cfg.venv_python),
+        "spark.ui.showConsoleProgress": "false",
+    }
+
+
+def parse_result_line(line: str) -> tuple[str, dict] | None:
+    """An application's ``ARGUS_<TAG> {json}`` output line as (tag, payload)."""
+    tag, _, payload = line.strip().partition(" ")
+    if not tag.startswith("ARGUS_") or not payload.startswith("{"):
+        return None
+    try:
+        return tag, json.loads(payload)
+    except json.JSONDecodeError:
+        return None
+
+
 def submit_argv(cfg: ArgusConfig, app: str | Path, args: list[str], *, master: str | None = None,
                 conf: dict[str, str] | None = None, with_kafka: bool = True) -> list[str]:
     argv = [str(spark_home() / "bin" / "spark-submit"), "--master", master or cfg.spark_master_url]
     if with_kafka:
         argv += ["--jars", ",".join(kafka_jars(cfg))]
-    settings = {
-        "spark.driver.host": cfg.host,
-        "spark.driver.bindAddress": cfg.host,
-        "spark.pyspark.python": str(cfg.venv_python),
-        "spark.ui.showConsoleProgress": "false",
-        **(conf or {}),
-    }
+    settings = {**driver_conf(cfg), **(conf or {})}
     for key, value in settings.items():
         argv += ["--conf", f"{key}={value}"]
     return [*argv, str(app), *args]
@@ -71,6 +86,7 @@ def submit(cfg: ArgusConfig, app: str | Path, args: list[str], *, timeout: float
     output = proc.stdout + proc.stderr
     result = None
     for line in proc.stdout.splitlines():
-        if line.startswith("ARGUS_RESULT "):
-            result = json.loads(line[len("ARGUS_RESULT "):])
+        parsed = parse_result_line(line)
+        if parsed and parsed[0] == "ARGUS_RESULT":
+            result = parsed[1]
     return SubmitResult(proc.returncode, output, result)

@@ -1,0 +1,108 @@
+"""``argus bench archive``: archive reprocessing on 1, 2, ... executors vs bare decode+detect.
+
+The same archive (simulator clips filed under two cameras) is reprocessed from scratch with
+each executor count on the local Spark standalone cluster, one core and one TensorFlow
+thread per executor. Frames/s is the job's own measure: frames over the detection stage,
+after every executor has loaded its model (the job's warm-up), so that it compares with the
+bare figure. Bare decode+detect runs the same segments from local copies of the clips in as
+many plain processes as the largest executor count, one thread each, models loaded first,
+with no Spark, HDFS or HBase: what the job adds is the difference.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+from argus.archive import put
+from argus.config import ArgusConfig
+from argus.hdfs import webhdfs_client
+from argus.reprocess import Recording, decode_segment, plan_segments, recording_duration_s
+from argus.reprocess_job import ReprocessJobSpec
+from argus.simulate import ensure_clips
+
+BENCH_ROOT = "/argus/bench/archive"
+START = 1_790_000_000_000
+
+
+def _archive(cfg: ArgusConfig, recordings: int) -> list[tuple[Path, str, int]]:
+    """(local clip, camera, start ms) of each recording, uploaded once (idempotent)."""
+    clips = ensure_clips(cfg.cache_dir / "simulator")
+    client = webhdfs_client(cfg)
+    layout = [(clips[i % len(clips)], f"bench-{i % 2}", START + i * 600_000) for i in range(recordings)]
+    for clip, camera, start in layout:
+        put([clip], camera, client, start_ms=start, root=BENCH_ROOT)
+    return layout
+
+
+_worker: dict = {}
+
+
+def _init_worker(model: str, batch: int, threads: int) -> None:
+    os.environ["ARGUS_CPU_THREADS"] = str(threads)
+    import fsspec
+
+    from argus.detect import Detector
+    from argus.images import sample_frames
+
+    detector = Detector(model, batch_size=batch)
+    detector.detect(sample_frames(batch, (480, 640)))  # graph tracing before the clock starts
+    _worker.update(detector=detector, fs=fsspec.filesystem("file"))
+
+
+def _bare_segment(args) -> int:
+    segment, rate_hz, batch = args
+    frames = [f.rgb for f in decode_segment(_worker["fs"], segment, rate_hz)]
+    for i in range(0, len(frames), batch):
+        _worker["detector"].detect(frames[i:i + batch])
+    return len(frames)
+
+
+def bare_decode_detect(layout, model: str, rate_hz: float, window_s: float, batch: int, workers: int,
+                       threads: int = 1) -> dict:
+    import fsspec
+
+    fs = fsspec.filesystem("file")
+    segments = []
+    for clip, camera, start in layout:
+        rec = Recording(str(clip), camera, "", start, "video")
+        segments += plan_segments(rec, recording_duration_s(fs, rec, rate_hz), window_s, rate_hz)
+    ctx = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(model, batch, threads)) as pool:
+        pool.map(_bare_segment, [(segments[0], rate_hz, batch)] * workers, chunksize=1)  # all workers up
+        t0 = time.perf_counter()
+        frames = sum(pool.map(_bare_segment, [(s, rate_hz, batch) for s in segments], chunksize=1))
+        seconds = time.perf_counter() - t0
+    return {"workers": workers, "threads": threads, "frames": frames, "seconds": round(seconds, 3),
+            "fps": round(frames / seconds, 3)}
+
+
+def bench_archive(executors: list[int], recordings: int = 8, rate_hz: float = 5.0, window_s: float = 4.0,
+                  model: str = "centernet-coco", batch: int = 8, cfg: ArgusConfig | None = None) -> dict:
+    cfg = cfg or ArgusConfig()
+    layout = _archive(cfg, recordings)
+    bare = bare_decode_detect(layout, model, rate_hz, window_s, batch, workers=max(executors))
+    runs = []
+    for n in executors:
+        spec = ReprocessJobSpec(archive_root=f"{cfg.hdfs_uri}{BENCH_ROOT}", model=model, rate_hz=rate_hz,
+                                window_s=window_s, batch_size=batch, executors=n, cores_per_executor=1,
+                                resume=False)
+        out = spec.run(cfg, timeout=3600)
+        if out.returncode != 0 or out.result is None:
+            raise RuntimeError(f"reprocessing with {n} executor(s) failed:\n{out.output[-3000:]}")
+        r = out.result
+        if r["failures"]:
+            raise RuntimeError(f"the benchmark archive has unreadable recordings: {r['failures']}")
+        runs.append({"executors": n, "frames": r["frames"], "segments": r["segments_done"], "seconds": r["seconds"],
+                     "fps": r["fps"], "total_seconds": r["total_seconds"]})
+    by_n = {r["executors"]: r for r in runs}
+    lo, hi = min(executors), max(executors)
+    return {
+        "model": model, "rate_hz": rate_hz, "window_s": window_s, "batch": batch, "recordings": recordings,
+        "runs": runs, "bare": bare,
+        "speedup": round(by_n[hi]["fps"] / by_n[lo]["fps"], 3) if hi != lo else 1.0,
+        "speedup_of": f"{hi} vs {lo} executors",
+        "efficiency": round(by_n[hi]["fps"] / bare["fps"], 3),
+    }
