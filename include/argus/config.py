@@ -23,6 +23,8 @@ DEFAULT_PORTS: dict[str, int] = {
     "zookeeper": 2181,
     "hbase_master": 16000,
     "hbase_regionserver": 16020,
+    "hbase_master_info": 16010,  # master web UI
+    "hbase_regionserver_info": 16030,  # region server web UI and /jmx (region metrics)
     "hbase_thrift": 9090,
     "hbase_thrift2": 9091,
     "hdfs_namenode": 8020,

@@ -107,7 +107,10 @@ def local_connections(cfg: ArgusConfig) -> dict[str, dict]:
     return {
         "argus_hbase": {"conn_type": "hbase", "host": cfg.host, "port": cfg.port("hbase_thrift"),
                         "description": "HBase Thrift v1 server (happybase)",
-                        "extra": json.dumps({"transport": "buffered", "protocol": "binary"})},
+                        "extra": json.dumps({"transport": "buffered", "protocol": "binary",
+                                             "admin_port": cfg.port("hbase_thrift2"),
+                                             "info_port": cfg.port("hbase_regionserver_info"),
+                                             "hbase_conf_dir": str(cfg.conf_dir("hbase"))})},
         "argus_kafka": {"conn_type": "kafka", "description": "Kafka brokers",
                         "extra": json.dumps({"bootstrap.servers": cfg.kafka_bootstrap})},
         "argus_spark": {"conn_type": "spark", "host": f"spark://{cfg.host}", "port": cfg.port("spark_master"),

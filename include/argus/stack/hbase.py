@@ -36,7 +36,7 @@ def _opts(ctx: StackContext) -> tuple[str, ...]:
 class HBaseService(Service):
     name = "hbase"
     group = "hbase"
-    ports = ("zookeeper", "hbase_master", "hbase_regionserver")
+    ports = ("zookeeper", "hbase_master", "hbase_regionserver", "hbase_master_info", "hbase_regionserver_info")
     pom = "hbase"
     startup_timeout = 240.0
     data = ("hbase",)
@@ -63,8 +63,12 @@ class HBaseService(Service):
             "hbase.regionserver.ipc.address": host,
             "hbase.master.port": cfg.port("hbase_master"),
             "hbase.regionserver.port": cfg.port("hbase_regionserver"),
-            "hbase.master.info.port": -1,
-            "hbase.regionserver.info.port": -1,
+            # the web UIs: the region server's /jmx is the one place that reports store files
+            # per region (argus.store.maintenance); Thrift has no region metrics
+            "hbase.master.info.port": cfg.port("hbase_master_info"),
+            "hbase.master.info.bindAddress": host,
+            "hbase.regionserver.info.port": cfg.port("hbase_regionserver_info"),
+            "hbase.regionserver.info.bindAddress": host,
             "hbase.thrift.info.port": -1,
             # idle Thrift sockets are closed after 60 s by default ("TSocket read 0 bytes")
             "hbase.thrift.server.socket.read.timeout": 24 * 3600 * 1000,

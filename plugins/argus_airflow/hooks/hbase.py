@@ -1,19 +1,28 @@
-"""Hook for HBase through its Thrift v1 server (happybase)."""
+"""Hook for HBase: data through its Thrift v1 server (happybase), administration through its
+Thrift2 server, region metrics from the region servers' ``/jmx``."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import happybase
 from airflow.sdk import BaseHook
 
+if TYPE_CHECKING:
+    from argus.store.maintenance import HBaseMaintenance, MaintenanceAdmin, MajorCompactorTool, RegionServerJmx
+
 
 class HBaseHook(BaseHook):
-    """Pooled happybase connections to an HBase Thrift server.
+    """Pooled happybase connections to an HBase Thrift server, and HBase administration.
 
     Connection fields: host, port (default 9090); extra: ``transport`` (buffered|framed),
-    ``protocol`` (binary|compact), ``table_prefix``, ``timeout_ms``, ``pool_size``.
+    ``protocol`` (binary|compact), ``table_prefix``, ``timeout_ms``, ``pool_size``;
+    for administration: ``admin_port`` (the Thrift2 server on the same host, default 9091),
+    ``info_port`` (the region servers' info port, whose ``/jmx`` has region metrics,
+    default 16030), ``hbase_conf_dir`` (an HBase client configuration for the
+    ``MajorCompactor`` JVM; default: the local stack's).
 
     :param hbase_conn_id: Airflow connection id of type ``hbase``.
     """
@@ -58,6 +67,42 @@ class HBaseHook(BaseHook):
         """A new, unpooled connection (the caller closes it)."""
         return happybase.Connection(**self._connection_kwargs())
 
+    # ---- administration ----
+    def _extra(self) -> dict[str, Any]:
+        return self.get_connection(self.hbase_conn_id).extra_dejson
+
+    def get_admin(self) -> MaintenanceAdmin:
+        """A Thrift2 admin client (the caller closes it)."""
+        from argus.store.maintenance import MaintenanceAdmin
+
+        kw = self._connection_kwargs()
+        return MaintenanceAdmin(kw["host"], int(self._extra().get("admin_port", 9091)), timeout_ms=kw["timeout"])
+
+    def get_region_server_jmx(self) -> RegionServerJmx:
+        from argus.store.maintenance import RegionServerJmx
+
+        return RegionServerJmx(info_port=int(self._extra().get("info_port", 16030)))
+
+    def get_major_compactor(self, servers: int = 1) -> MajorCompactorTool:
+        """HBase's MajorCompactor in a JVM (Java and the HBase jars of the local stack).
+
+        :param servers: region servers compacting at once."""
+        from argus.store.maintenance import MajorCompactorTool
+
+        return MajorCompactorTool.from_config(conf_dir=self._extra().get("hbase_conf_dir"), servers=servers)
+
+    @contextmanager
+    def maintenance(self, compactor_servers: int | None = None) -> Iterator[HBaseMaintenance]:
+        """:class:`~argus.store.maintenance.HBaseMaintenance` on this connection.
+
+        :param compactor_servers: region servers compacting at once; None: no compactions
+            (nothing then needs Java)."""
+        from argus.store.maintenance import HBaseMaintenance
+
+        compactor = None if compactor_servers is None else self.get_major_compactor(compactor_servers)
+        with self.connection() as conn, self.get_admin() as admin:
+            yield HBaseMaintenance(conn, admin, self.get_region_server_jmx(), compactor)
+
     def test_connection(self) -> tuple[bool, str]:
         try:
             with self.connection() as conn:
@@ -71,5 +116,6 @@ class HBaseHook(BaseHook):
         return {
             "hidden_fields": ["schema", "login", "password"],
             "relabeling": {"host": "Thrift host", "port": "Thrift port"},
-            "placeholders": {"extra": '{"transport": "buffered", "protocol": "binary", "table_prefix": "argus"}'},
+            "placeholders": {"extra": '{"transport": "buffered", "protocol": "binary", "admin_port": 9091, '
+                                      '"info_port": 16030}'},
         }
