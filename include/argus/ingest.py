@@ -15,10 +15,11 @@ backoff.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -55,8 +56,16 @@ class CameraSpec:
             raise ValueError(f"camera {self.id}: jpeg_quality must be 1-100, got {self.jpeg_quality}")
 
 
+def camera_registry_path() -> Path:
+    """The camera registry: ``ARGUS_CAMERAS``, else ``cameras.yaml`` at the project root."""
+    from argus.config import ArgusConfig
+
+    return Path(os.environ.get("ARGUS_CAMERAS") or ArgusConfig().root / "cameras.yaml")
+
+
 def load_cameras(path: str | Path) -> list[CameraSpec]:
-    """Read a camera registry: ``cameras: [{id, url, rate_hz, latitude, longitude, model}, ...]``."""
+    """Read a camera registry: ``cameras: [{id, url, rate_hz, latitude, longitude, model}, ...]``.
+    A relative file URL is relative to the registry file."""
     try:
         doc = yaml.safe_load(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -67,6 +76,9 @@ def load_cameras(path: str | Path) -> list[CameraSpec]:
             cameras.append(CameraSpec(**entry))
         except TypeError as exc:
             raise ValueError(f"{path}: camera #{i + 1}: {exc}") from exc
+    here = Path(path).resolve().parent
+    cameras = [replace(c, url=str(here / c.url)) if "://" not in c.url and not Path(c.url).is_absolute() else c
+               for c in cameras]
     ids = [c.id for c in cameras]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{path}: duplicate camera ids")

@@ -67,7 +67,11 @@ def test_camera_registry_is_validated(tmp_path):
     good = tmp_path / "cameras.yaml"
     good.write_text("cameras:\n  - {id: gate-1, url: rtsp://10.0.0.5/stream1, rate_hz: 4, latitude: 48.1, longitude: 2.3}\n")
     (cam,) = load_cameras(good)
-    assert cam.rate_hz == 4 and cam.latitude == 48.1
+    assert cam.rate_hz == 4 and cam.latitude == 48.1 and cam.url == "rtsp://10.0.0.5/stream1"
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "cameras.yaml").write_text("cameras:\n  - {id: lobby, url: clips/lobby.mp4}\n")
+    (cam,) = load_cameras(tmp_path / "conf" / "cameras.yaml")
+    assert cam.url == str(tmp_path / "conf" / "clips" / "lobby.mp4")  # files are relative to the registry
     bad = tmp_path / "bad.yaml"
     bad.write_text("cameras:\n  - {id: gate-1, url: x, rate_hz: 0}\n")
     with pytest.raises(ValueError, match="rate_hz"):
