@@ -9,18 +9,29 @@ and the checkpoint records it before the batch runs: after a crash the query res
 the checkpoint and replays the unfinished range, whose HBase writes land on the same row
 keys. Detection, HBase writes and dead letters happen on the executors (``mapInPandas``
 with executor-cached models); the driver only sees one summary row per record.
+
+Before anything else the driver takes the query's lease in HBase (``argus:streams``, row =
+query name) and renews it every few seconds; a second copy of the query exits at once with
+status 3 (``EXIT_LEASE_HELD``) and starts nothing, and a driver that loses its lease exits
+with status 4. The query's progress goes to the same row (argus.supervision), where the
+Airflow supervisor reads it. SIGTERM stops the query between micro-batches and releases
+the lease.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from argus.pipeline import PipelineConfig, process_records, records_from_pandas
+from argus.supervision.driver import EXIT_LEASE_HELD, LeaseKeeper, status_listener
+from argus.supervision.status import LeaseHeld, StreamStatusStore
 
 SUMMARY_SCHEMA = (
     "status string, camera_id string, seq long, capture_ts_ms long, model string, detections int, "
@@ -88,21 +99,52 @@ def main(argv: list[str]) -> int:
     p.add_argument("--hbase-port", type=int, default=9090)
     p.add_argument("--hbase-admin-port", type=int, default=9091)
     p.add_argument("--query-name", default="argus_stream_detect")
+    p.add_argument("--lease-ttl-seconds", type=float, default=15.0,
+                   help="the query's lease lapses this long after the driver's last heartbeat")
+    p.add_argument("--launch-id", default=None, help="the supervisor's id of this launch (recorded in the lease)")
     args = p.parse_args(argv)
 
+    store = StreamStatusStore(args.hbase_host, args.hbase_admin_port)
+    store.ensure_table()
+    job = {k: getattr(args, k) for k in ("topic", "checkpoint", "trigger_seconds", "max_offsets", "batch_size",
+                                          "default_model", "starting_offsets")}
+    keeper = LeaseKeeper(store, args.query_name, ttl_s=args.lease_ttl_seconds, launch_id=args.launch_id, job=job)
+    try:
+        keeper.acquire()
+    except LeaseHeld as exc:
+        print(f"ARGUS_LEASE_HELD {exc}; this copy exits without starting anything", file=sys.stderr, flush=True)
+        return EXIT_LEASE_HELD
+    keeper.start()
+    print(f"ARGUS_LEASE {json.dumps({'query': args.query_name, 'owner': keeper.owner})}", flush=True)
+    try:
+        run_query(args, keeper)
+    except BaseException as exc:
+        keeper.release("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    keeper.release("stopped", "stopped on request")
+    return 0
+
+
+def run_query(args, keeper: LeaseKeeper) -> None:
+    """Run the query until it fails or SIGTERM asks it to stop (between micro-batches)."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     cfg = PipelineConfig(kafka_bootstrap=args.bootstrap, hbase_host=args.hbase_host, hbase_port=args.hbase_port,
                          hbase_admin_port=args.hbase_admin_port, dlq_topic=args.dlq_topic,
                          default_model=args.default_model, camera_models=json.loads(args.camera_models),
                          batch_size=args.batch_size)
-    spark = SparkSession.builder.appName("argus-stream-detect").getOrCreate()
+    spark = SparkSession.builder.appName(f"argus-stream-detect:{args.query_name}").getOrCreate()
+    spark.streams.addListener(status_listener(keeper, args.query_name))
     query = (read_frames(spark, args).writeStream
              .queryName(args.query_name)
              .foreachBatch(write_batch(cfg))
              .option("checkpointLocation", args.checkpoint)
              .trigger(processingTime=f"{args.trigger_seconds} seconds")
              .start())
-    query.awaitTermination()
-    return 0
+    keeper.attach(query, app_id=spark.sparkContext.applicationId)
+    while not query.awaitTermination(1):
+        if stop.is_set():
+            query.stop()
 
 
 if __name__ == "__main__":

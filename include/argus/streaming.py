@@ -1,4 +1,10 @@
-"""Launching the live detection job (jobs/stream_detect.py) as a supervised process."""
+"""Launching the live detection job (jobs/stream_detect.py) as a supervised process.
+
+The driver runs in client mode (Spark standalone cannot run a Python application in cluster
+deploy mode), in its own session so that it outlives whoever launched it: an Airflow task
+that defers, a CLI that exits. Which driver runs a query is decided by its lease in HBase
+(argus.supervision), not by this process handle.
+"""
 
 from __future__ import annotations
 
@@ -35,6 +41,8 @@ class StreamJobSpec:
     task_cpus: int = 2
     executor_memory: str = "2g"
     tasks_per_gpu: int = 0  # >0: executors take one GPU each and this many tasks share it
+    #: the driver's lease on the query lapses this long after its last heartbeat
+    lease_ttl_seconds: float = 15.0
 
     def spark_conf(self) -> dict[str, str]:
         conf = {
@@ -52,8 +60,13 @@ class StreamJobSpec:
             })
         return conf
 
-    def args(self, cfg: ArgusConfig) -> list[str]:
-        checkpoint = self.checkpoint or f"{cfg.hdfs_uri}/argus/checkpoints/{self.query_name}"
+    def checkpoint_location(self, cfg: ArgusConfig) -> str:
+        return self.checkpoint or f"{cfg.hdfs_uri}/argus/checkpoints/{self.query_name}"
+
+    def args(self, cfg: ArgusConfig, launch_id: str | None = None) -> list[str]:
+        """The application's arguments; ``launch_id`` is recorded in the lease of the driver."""
+        checkpoint = self.checkpoint_location(cfg)
+        launch = ["--launch-id", launch_id] if launch_id else []
         return ["--bootstrap", cfg.kafka_bootstrap, "--topic", self.topic, "--dlq-topic", self.dlq_topic,
                 "--checkpoint", checkpoint, "--query-name", self.query_name,
                 "--default-model", self.default_model, "--camera-models", json.dumps(self.camera_models),
@@ -61,7 +74,8 @@ class StreamJobSpec:
                 "--trigger-seconds", str(self.trigger_seconds), "--starting-offsets", self.starting_offsets,
                 "--min-partitions", str(self.executors * max(1, self.cores_per_executor // self.task_cpus)),
                 "--hbase-host", cfg.host, "--hbase-port", str(cfg.port("hbase_thrift")),
-                "--hbase-admin-port", str(cfg.port("hbase_thrift2"))]
+                "--hbase-admin-port", str(cfg.port("hbase_thrift2")),
+                "--lease-ttl-seconds", str(self.lease_ttl_seconds), *launch]
 
 
 class StreamJob:
@@ -72,14 +86,31 @@ class StreamJob:
         self.log_path = log_path or self.cfg.state_dir / "logs" / f"{spec.query_name}.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> StreamJob:
-        argv = submit_argv(self.cfg, self.cfg.root / "jobs" / "stream_detect.py", self.spec.args(self.cfg),
+    @property
+    def application(self) -> Path:
+        return self.cfg.root / "jobs" / "stream_detect.py"
+
+    def command(self, launch_id: str | None = None, master: str | None = None) -> list[str]:
+        """The spark-submit command line (client mode)."""
+        return submit_argv(self.cfg, self.application, self.spec.args(self.cfg, launch_id), master=master,
                            conf=self.spec.spark_conf())
+
+    def environment(self) -> dict[str, str]:
+        return {**os.environ, **submit_env(self.cfg)}
+
+    def start(self, launch_id: str | None = None, argv: list[str] | None = None,
+              env: dict[str, str] | None = None) -> StreamJob:
+        """Start the driver detached (own session, output to :attr:`log_path`).
+
+        :param launch_id: recorded in the driver's lease, so a supervisor recognises its launch.
+        :param argv: / :param env: a spark-submit command and its environment built elsewhere
+            (e.g. by Airflow's SparkSubmitHook); by default :meth:`command` and :meth:`environment`.
+        """
+        argv = argv or self.command(launch_id)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("a") as log:
-            self.proc = subprocess.Popen(argv, env={**os.environ, **submit_env(self.cfg)}, stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True, cwd=self.cfg.root)
+            self.proc = subprocess.Popen(argv, env=env or self.environment(), stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.cfg.root)
         return self
 
     @property

@@ -1,0 +1,222 @@
+"""Operator that keeps the never-ending streaming detection job running."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from argus.config import ArgusConfig
+from argus.spark import kafka_jars
+from argus.streaming import StreamJob
+from argus.supervision.control import fence, stop_stream
+from argus.supervision.health import Health
+from argus.supervision.process import driver_alive, process_start_time
+from argus.supervision.restart import TooManyRestarts
+from argus.supervision.status import StreamStatusStore, now_ms
+from argus_airflow.notifiers import ArgusAlert, send_alert
+from argus_airflow.params import StreamSettings, stream_settings
+from argus_airflow.triggers.stream_health import StreamHealthTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class StreamSupervisorOperator(BaseOperator):
+    """Start the streaming job, then watch it from the triggerer and restart it from its
+    checkpoint when it dies or stalls; the task never succeeds (the stream never ends).
+
+    - **One copy at most.** The driver holds a lease on its query in HBase (``argus:streams``);
+      this operator starts a driver only when no live one holds it, and a retry of this task
+      attaches to the running driver instead of submitting a second one. A copy started anyway
+      exits at once (``EXIT_LEASE_HELD``). Before a restart the old driver is fenced: its lease
+      is revoked (it stops itself at its next heartbeat) and, on this host, its process group
+      is killed.
+    - **Client mode, detached.** Spark standalone cannot run Python applications in cluster
+      deploy mode, so the driver runs in client mode as a process of its own session
+      (``start_new_session``) that outlives this task's process when it defers. That is also
+      why the Spark provider's ``durable`` (``ResumableJobMixin``) cannot apply: it persists and
+      re-polls a cluster-mode driver/application id (standalone REST submission, YARN, K8s
+      pod), which a client-mode driver does not have. The lease plays that role here.
+    - **No worker slot while watching.** Health is polled by :class:`StreamHealthTrigger` in
+      the triggerer; the task only runs to start, restart and alert. Restart backoff waits in a
+      ``TimeDeltaTrigger``, not in a worker.
+    - **Alerts** (``argus_airflow.notifiers``): one on every restart (dead or stalled, with why),
+      one when an SLO breach opens (lag, batch age, batch duration, throughput); too many
+      restarts within the window alert as critical and fail the task without retries.
+
+    :param stream: the job's settings, named like the DAG's params (:func:`stream_job_params`);
+        by default the DAG run's params.
+    :param spark_conn_id: Spark connection (master URL; deploy mode must be client).
+    :param poll_interval: seconds between two health checks in the triggerer.
+    :param alert_channels: alert channels; by default every configured one.
+    """
+
+    template_fields: Sequence[str] = ("stream",)
+    ui_color = "#d6eaf8"
+
+    def __init__(self, *, stream: Mapping[str, Any] | None = None, spark_conn_id: str = "argus_spark",
+                 poll_interval: float = 5.0, alert_channels: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.stream = stream
+        self.spark_conn_id = spark_conn_id
+        self.poll_interval = poll_interval
+        self.alert_channels = alert_channels
+
+    # ---- entry points (execute, then resumed from the triggers) ----
+
+    def execute(self, context: Context) -> None:
+        settings = self._settings(context)
+        self._store().ensure_table()
+        state: dict[str, Any] = {"restarts": [], "breaches": [], "launch_id": None, "launched_ms": None,
+                                 "launcher": None}
+        self._start_or_attach(settings, state, context)
+        self._watch(settings, state)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None,
+                         state: dict[str, Any] | None = None) -> None:
+        settings = self._settings(context)
+        state = dict(state or {})
+        health = Health.from_dict(event["health"])
+        if health.needs_restart:
+            self._restart(settings, state, health, context)
+        else:
+            self._alert_breaches(settings, state, health, context)
+        self._watch(settings, state)
+
+    def relaunch(self, context: Context, event: Any = None, state: dict[str, Any] | None = None) -> None:
+        """The restart backoff is over: start the driver again."""
+        settings = self._settings(context)
+        state = dict(state or {})
+        self._start_or_attach(settings, state, context)
+        self._watch(settings, state)
+
+    def on_kill(self) -> None:
+        settings = getattr(self, "_last_settings", None)
+        if settings is None:
+            return
+        lease = stop_stream(self._store(), settings.spec.query_name, "airflow: task killed")
+        self.log.info("Stopped streaming query %s (%s)", settings.spec.query_name,
+                      lease.describe() if lease else "no driver was running")
+
+    # ---- steps ----
+
+    def _settings(self, context: Context) -> StreamSettings:
+        values = self.stream if self.stream is not None else context["params"]
+        self._last_settings = stream_settings(values)
+        return self._last_settings
+
+    def _store(self) -> StreamStatusStore:
+        return StreamStatusStore.from_config()
+
+    def _watch(self, settings: StreamSettings, state: dict[str, Any]) -> None:
+        store = self._store()
+        self.defer(
+            trigger=StreamHealthTrigger(
+                query_name=settings.spec.query_name, hbase_host=store.host, hbase_port=store.port,
+                thresholds=settings.thresholds.to_dict(), poll_interval=self.poll_interval,
+                launch_id=state.get("launch_id"), launched_ms=state.get("launched_ms"),
+                launcher=state.get("launcher"), open_breaches=state.get("breaches", [])),
+            method_name="execute_complete", kwargs={"state": state})
+
+    def _start_or_attach(self, settings: StreamSettings, state: dict[str, Any], context: Context) -> None:
+        """Start the driver, unless a live one holds the lease: then supervise that one (a retry
+        of this task, or a driver started by hand), never start a second."""
+        query, store = settings.spec.query_name, self._store()
+        lease = store.read(query).lease
+        if lease is not None and lease.live(now_ms()) and driver_alive(lease) is not False:
+            self.log.info("Streaming query %s already runs: %s; supervising it", query, lease.describe())
+            state.update(launch_id=None, launched_ms=None, launcher=None)
+            return
+        if lease is not None:
+            wait_s = (self._fence(store, query, context) - now_ms()) / 1000
+            if wait_s >= 1:
+                # its driver runs elsewhere and may not have noticed yet that it lost the lease
+                self._defer_relaunch(state, wait_s)
+        self._launch(settings, state, context)
+
+    def _defer_relaunch(self, state: dict[str, Any], delay_s: float) -> None:
+        state.update(launch_id=None, launched_ms=None, launcher=None)
+        self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=delay_s)), method_name="relaunch",
+                   kwargs={"state": state})
+
+    def _fence(self, store: StreamStatusStore, query: str, context: Context) -> int:
+        fenced = fence(store, query, by=f"airflow:{context['dag'].dag_id}/{context['run_id']}")
+        if fenced.lease is not None:
+            self.log.info("Fenced the previous driver of %s: %s", query, fenced.lease.describe())
+        return fenced.safe_at_ms
+
+    def _launch(self, settings: StreamSettings, state: dict[str, Any], context: Context) -> None:
+        """spark-submit the driver (client mode, its own session) and record the launch in ``state``."""
+        from argus_airflow.hooks.spark import ArgusSparkSubmitHook
+
+        cfg, spec = ArgusConfig(), settings.spec
+        launch_id = f"{context['run_id']}/{context['ti'].try_number}/{uuid.uuid4().hex[:8]}"
+        job = StreamJob(spec, cfg)
+        hook = ArgusSparkSubmitHook(conn_id=self.spark_conn_id, argus_config=cfg, conf=spec.spark_conf(),
+                                    jars=",".join(kafka_jars(cfg)), name=f"argus-stream-detect:{spec.query_name}",
+                                    application_args=spec.args(cfg, launch_id))
+        if hook._connection.get("deploy_mode") == "cluster":
+            raise AirflowFailException(
+                f"connection {self.spark_conn_id} asks for cluster deploy mode: the streaming job is a Python "
+                "application, which Spark standalone runs in client mode only; set deploy-mode to client")
+        # the hook builds the command (master from the connection); it does not run it: the driver
+        # must outlive this task process, which ends when the task defers
+        argv = hook._build_spark_submit_command(str(job.application))
+        job.start(launch_id=launch_id, argv=argv, env={**os.environ, **(hook._env or {})})
+        state.update(launch_id=launch_id, launched_ms=now_ms(), launcher={
+            "host": socket.gethostname(), "pid": job.proc.pid, "start": process_start_time(job.proc.pid)})
+        self.log.info("Started streaming query %s (launch %s, spark-submit pid %s, checkpoint %s, log %s)",
+                      spec.query_name, launch_id, job.proc.pid, spec.checkpoint_location(cfg), job.log_path)
+
+    def _restart(self, settings: StreamSettings, state: dict[str, Any], health: Health, context: Context) -> None:
+        query = settings.spec.query_name
+        now = now_ms()
+        safe_at_ms = self._fence(self._store(), query, context)
+        restarts = settings.restart.recent(state.get("restarts", []), now)
+        checkpoint = settings.spec.checkpoint_location(ArgusConfig())
+        details = {"query": query, "state": health.state, "reasons": "; ".join(health.reasons),
+                   "checkpoint": checkpoint, "restarts_in_window": len(restarts), "kafka_lag": health.lag}
+        try:
+            delay_s = settings.restart.delay_s(restarts, now)
+        except TooManyRestarts as exc:
+            self._alert(context, f"streaming query {query} keeps failing, supervisor gives up: {exc}",
+                        "critical", details)
+            raise AirflowFailException(f"streaming query {query}: {exc}; last: {'; '.join(health.reasons)}") from None
+        # a driver elsewhere may run until its lease has surely lapsed
+        delay_s = max(delay_s, (safe_at_ms - now_ms()) / 1000)
+        state["restarts"] = [*restarts, now]
+        state["breaches"] = []
+        self._alert(context, f"streaming query {query} {health.state} ({'; '.join(health.reasons)}): "
+                             f"restarting from its checkpoint" + (f" in {delay_s:.0f}s" if delay_s >= 1 else ""),
+                    "error", {**details, "restart": len(state["restarts"]), "delay_s": round(delay_s, 1)})
+        if delay_s >= 1:
+            self._defer_relaunch(state, delay_s)
+        self._launch(settings, state, context)
+
+    def _alert_breaches(self, settings: StreamSettings, state: dict[str, Any], health: Health,
+                        context: Context) -> None:
+        query = settings.spec.query_name
+        before = set(state.get("breaches", []))
+        for name in sorted(set(health.breaches) - before):
+            self._alert(context, f"streaming query {query} breaches its SLO: {health.breaches[name]}", "warning",
+                        {"query": query, "slo": name, "kafka_lag": health.lag, "batch_age_s": health.batch_age_s},
+                        dedup_key=f"argus/stream/{query}/{name}")
+        for name in sorted(before - set(health.breaches)):
+            self.log.info("Streaming query %s: SLO %s is met again", query, name)
+        state["breaches"] = sorted(health.breaches)
+
+    def _alert(self, context: Context, summary: str, severity: str, details: dict[str, Any],
+               dedup_key: str | None = None) -> None:
+        alert = ArgusAlert.from_context(context, summary=summary, severity=severity, **details)
+        if dedup_key:
+            alert.dedup_key = dedup_key
+        results = send_alert(alert, self.alert_channels)
+        self.log.info("Alert %r: %s", summary, results or "no channel configured")

@@ -1,0 +1,249 @@
+"""The Airflow side of stream supervision without the stack: params -> job settings, the
+param schemas, and the health trigger over an in-memory status store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import time
+from dataclasses import fields
+
+import jsonschema
+import pytest
+
+from argus.streaming import StreamJobSpec
+from argus.supervision.health import Thresholds
+from argus.supervision.restart import RestartPolicy
+
+from stream_fakes import PROGRESS, MemoryStatusStore, keeper
+
+
+@pytest.fixture(scope="module")
+def plugin(airflow_home):
+    import argus_airflow.params as params
+    import argus_airflow.triggers.stream_health as trigger
+
+    return params, trigger
+
+
+def test_every_job_setting_is_a_param_and_defaults_give_the_default_spec(plugin):
+    params, _ = plugin
+    ps = params.stream_job_params()
+    assert {f.name for f in fields(StreamJobSpec)} <= set(ps)
+    defaults = {name: p.value for name, p in ps.items()}
+    settings = params.stream_settings(defaults)
+    assert settings.spec == StreamJobSpec()
+    assert settings.thresholds == Thresholds() and settings.restart == RestartPolicy()
+
+
+def test_params_map_onto_the_spec_thresholds_and_restart_policy(plugin):
+    params, _ = plugin
+    settings = params.stream_settings({
+        "topic": "t", "query_name": "q1", "camera_models": {"sim-000": "blazeface"}, "batch_size": 4,
+        "executors": 2, "cores_per_executor": 1, "task_cpus": 1, "tasks_per_gpu": 4, "trigger_seconds": 0.5,
+        "thresholds": {"max_lag_records": 10}, "restart": {"base_s": 1, "max_restarts": 2}, "unrelated": 1})
+    spec = settings.spec
+    assert (spec.topic, spec.query_name, spec.camera_models, spec.batch_size) == ("t", "q1", {"sim-000": "blazeface"}, 4)
+    assert spec.spark_conf()["spark.task.resource.gpu.amount"] == "0.2500"
+    assert settings.thresholds == Thresholds(max_lag_records=10)
+    assert settings.restart == RestartPolicy(base_s=1, max_restarts=2)
+    with pytest.raises(ValueError, match="task_cpus"):
+        params.stream_settings({"cores_per_executor": 1, "task_cpus": 2})
+
+
+def test_camera_keys_are_registry_ids_or_patterns(plugin, tmp_path, monkeypatch):
+    params, _ = plugin
+    registry = tmp_path / "cameras.yaml"
+    registry.write_text("cameras:\n  - {id: gate-1, url: rtsp://x}\n  - {id: lobby-2, url: /v.mp4}\n")
+    monkeypatch.setenv("ARGUS_CAMERAS", str(registry))
+    schema = params.camera_models_param().schema
+    check = lambda value: jsonschema.validate(value, schema)  # noqa: E731
+    check({"gate-1": "blazeface", "lobby-*": "ssdlite-person"})
+    with pytest.raises(jsonschema.ValidationError, match=r"'gate-9' is not one of \['gate-1', 'lobby-2'\]"):
+        check({"gate-9": "blazeface"})
+    with pytest.raises(jsonschema.ValidationError, match="'no-such-model' is not one of"):
+        check({"gate-1": "no-such-model"})
+
+
+def test_the_repository_registry_lists_the_simulator_cameras(plugin, monkeypatch):
+    params, _ = plugin
+    monkeypatch.delenv("ARGUS_CAMERAS", raising=False)
+    assert params.registry_camera_ids() == ["sim-000", "sim-001", "sim-002"]
+
+
+def make_trigger(trigger_module, store, **kw):
+    trig = trigger_module.StreamHealthTrigger(query_name="q", hbase_host="h", hbase_port=1,
+                                              thresholds=Thresholds(stall_s=60).to_dict(), poll_interval=0.05, **kw)
+    trig._store = lambda: store
+    return trig
+
+
+async def first_event(trig, timeout: float):
+    async def first():
+        async for event in trig.run():
+            return event
+    try:
+        return await asyncio.wait_for(first(), timeout)
+    except asyncio.TimeoutError:
+        return None
+
+
+def test_trigger_serializes_to_its_kwargs(plugin):
+    _, trigger = plugin
+    trig = make_trigger(trigger, None, launch_id="L", launched_ms=5, open_breaches=["lag"])
+    path, kwargs = trig.serialize()
+    assert path == "argus_airflow.triggers.stream_health.StreamHealthTrigger"
+    assert json.loads(json.dumps(kwargs))["open_breaches"] == ["lag"]
+    assert trigger.StreamHealthTrigger(**kwargs).serialize() == (path, kwargs)
+    # kwargs of a newer supervisor (rolling upgrade: the triggerer still runs this version)
+    assert trigger.StreamHealthTrigger(**kwargs, from_the_future=1).serialize() == (path, kwargs)
+
+
+def test_trigger_is_silent_while_healthy_and_fires_when_the_driver_dies(plugin):
+    _, trigger = plugin
+    store = MemoryStatusStore()
+    k, _ = keeper(store)
+    k.acquire()
+    k.record_progress(PROGRESS)
+    assert asyncio.run(first_event(make_trigger(trigger, store), 0.5)) is None
+
+    k.release("failed", "StreamingQueryException: boom")
+    event = asyncio.run(first_event(make_trigger(trigger, store), 2))
+    assert event.payload["health"]["state"] == "dead"
+    assert "boom" in event.payload["health"]["reasons"][0]
+    assert event.payload["lease"]["owner"] == k.owner
+
+
+def test_trigger_fires_when_the_open_breaches_change(plugin):
+    _, trigger = plugin
+    store = MemoryStatusStore()
+    k, _ = keeper(store)
+    k.acquire()
+    lagging = json.loads(json.dumps(PROGRESS))
+    lagging["sources"][0]["latestOffset"] = {"argus.frames": {"0": 0, "1": 99_999}}
+    k.record_progress(lagging)
+    event = asyncio.run(first_event(make_trigger(trigger, store), 2))
+    assert event.payload["health"]["state"] == "healthy" and list(event.payload["health"]["breaches"]) == ["lag"]
+    # already alerted on: silent
+    assert asyncio.run(first_event(make_trigger(trigger, store, open_breaches=["lag"]), 0.5)) is None
+
+
+def test_trigger_waits_for_its_launch_then_gives_up(plugin):
+    _, trigger = plugin
+    store = MemoryStatusStore()
+    launched = int(time.time() * 1000)
+    assert asyncio.run(first_event(make_trigger(trigger, store, launch_id="L9", launched_ms=launched), 0.5)) is None
+    event = asyncio.run(first_event(make_trigger(trigger, store, launch_id="L9", launched_ms=launched - 3_600_000), 2))
+    assert event.payload["health"]["state"] == "dead" and "never took the lease" in event.payload["health"]["reasons"][0]
+    # a launcher process that is gone (this host, a pid that no longer runs) is dead at once
+    gone = {"host": socket.gethostname(), "pid": os.getpid(), "start": 0.0}
+    event = asyncio.run(first_event(make_trigger(trigger, store, launch_id="L9", launched_ms=launched, launcher=gone), 2))
+    assert "exited before it took the lease" in event.payload["health"]["reasons"][0]
+
+
+# ---- the operator's decisions (start or attach, restart with backoff, alerts), no Spark ----
+
+class OperatorHarness:
+    """A StreamSupervisorOperator over an in-memory status row; launches and alerts recorded."""
+
+    def __init__(self, params_values: dict | None = None):
+        from argus_airflow.operators.stream_supervisor import StreamSupervisorOperator
+
+        self.store = MemoryStatusStore()
+        self.launches: list[str] = []
+        self.alerts: list[tuple[str, str, dict, str | None]] = []
+        self.op = StreamSupervisorOperator(task_id="supervise_stream", stream={
+            "query_name": "q", "restart": {"base_s": 10, "max_restarts": 2, "window_s": 3600},
+            **(params_values or {})})
+        self.op._store = lambda: self.store
+        self.op._launch = self._launch
+        self.op._alert = lambda context, summary, severity, details, dedup_key=None: self.alerts.append(
+            (summary, severity, details, dedup_key))
+        ti = type("TI", (), {"try_number": 1, "dag_id": "argus_stream_detection", "task_id": "supervise_stream",
+                             "run_id": "r1"})()
+        self.context = {"dag": type("Dag", (), {"dag_id": "argus_stream_detection"})(), "run_id": "r1", "ti": ti}
+
+    def _launch(self, settings, state, context):
+        self.launches.append(settings.spec.query_name)
+        state.update(launch_id=f"L{len(self.launches)}", launched_ms=int(time.time() * 1000), launcher=None)
+
+    def call(self, method: str, **kwargs):
+        from airflow.sdk.exceptions import TaskDeferred
+
+        with pytest.raises(TaskDeferred) as deferred:
+            getattr(self.op, method)(self.context, **kwargs)
+        return deferred.value
+
+    def remote_lease(self, **kw):
+        """A driver on another host holds the lease (nothing here gets killed)."""
+        from argus.supervision.status import Lease
+
+        now = int(time.time() * 1000)
+        lease = Lease(**{"owner": "other:1:x", "host": "elsewhere", "pid": 1, "pid_start": 0.0, "pgid": 1,
+                         "acquired_ms": now, "heartbeat_ms": now, "ttl_ms": 15_000, **kw})
+        self.store.check_and_put("q", self.store.read("q").lease_raw, {"lease": lease.encode()})
+        return lease
+
+
+def dead_event():
+    return {"health": {"state": "dead", "reasons": ["driver process 7 on vm is gone"], "breaches": {}, "lag": 3,
+                       "batch_age_s": None, "owner": "other:1:x"}, "lease": None}
+
+
+def test_operator_starts_the_job_then_watches_from_the_triggerer(plugin):
+    h = OperatorHarness()
+    deferred = h.call("execute")
+    assert h.launches == ["q"]
+    assert type(deferred.trigger).__name__ == "StreamHealthTrigger" and deferred.method_name == "execute_complete"
+    assert deferred.trigger.launch_id == "L1" and deferred.kwargs["state"]["launch_id"] == "L1"
+
+
+def test_operator_attaches_to_a_live_driver_instead_of_starting_a_second(plugin):
+    h = OperatorHarness()
+    h.remote_lease()
+    deferred = h.call("execute")
+    assert h.launches == [] and deferred.trigger.launch_id is None
+
+
+def test_a_dead_driver_is_fenced_alerted_and_restarted_at_once_then_with_backoff_then_given_up(plugin):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    h = OperatorHarness()
+    h.remote_lease(heartbeat_ms=int(time.time() * 1000) - 60_000)  # expired: it has fenced itself
+    state = h.call("execute").kwargs["state"]
+    assert h.launches == ["q"] and h.store.read("q").lease.revoked_by == "airflow:argus_stream_detection/r1"
+
+    deferred = h.call("execute_complete", event=dead_event(), state=state)
+    assert h.launches == ["q", "q"] and deferred.method_name == "execute_complete"
+    summary, severity, details, _ = h.alerts[-1]
+    assert severity == "error" and "q dead (driver process 7 on vm is gone): restarting from its checkpoint" in summary
+    assert details["checkpoint"].endswith("/argus/checkpoints/q") and details["restart"] == 1
+
+    # the second restart within the window waits base_s in a TimeDeltaTrigger, not in the worker
+    deferred = h.call("execute_complete", event=dead_event(), state=deferred.kwargs["state"])
+    assert deferred.method_name == "relaunch" and type(deferred.trigger).__name__ == "TimeDeltaTrigger"
+    assert len(h.launches) == 2 and "restarting from its checkpoint in 10s" in h.alerts[-1][0]
+    deferred = h.call("relaunch", state=deferred.kwargs["state"])
+    assert len(h.launches) == 3 and deferred.method_name == "execute_complete"
+
+    with pytest.raises(AirflowFailException, match="2 restarts within 3600s"):
+        h.op.execute_complete(h.context, event=dead_event(), state=deferred.kwargs["state"])
+    assert h.alerts[-1][1] == "critical" and "gives up" in h.alerts[-1][0]
+
+
+def test_each_breach_alerts_once_per_episode(plugin):
+    h = OperatorHarness()
+    state = h.call("execute").kwargs["state"]
+    health = {"state": "healthy", "reasons": [], "lag": 7000, "batch_age_s": 2.0, "owner": "o",
+              "breaches": {"lag": "Kafka lag 7000 records > 5000"}}
+    deferred = h.call("execute_complete", event={"health": health, "lease": None}, state=state)
+    assert [(a[1], a[3]) for a in h.alerts] == [("warning", "argus/stream/q/lag")]
+    assert deferred.trigger.open_breaches == ["lag"]
+    # the same breach again (e.g. after a triggerer restart): no second alert; then it clears
+    deferred = h.call("execute_complete", event={"health": health, "lease": None}, state=deferred.kwargs["state"])
+    assert len(h.alerts) == 1
+    deferred = h.call("execute_complete", event={"health": {**health, "breaches": {}}, "lease": None},
+                      state=deferred.kwargs["state"])
+    assert deferred.trigger.open_breaches == [] and len(h.alerts) == 1 and len(h.launches) == 1

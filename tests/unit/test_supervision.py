@@ -1,0 +1,260 @@
+"""Supervision of the streaming job without Spark or HBase: health verdicts on a progress
+recorded from Spark 4 (tests/unit/data/stream_progress.json), restart backoff, and the lease
+protocol against an in-memory status store with HBase's checkAndPut semantics."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import socket
+import time
+
+import pytest
+
+from argus.supervision.driver import LeaseKeeper
+from argus.supervision.health import DEAD, HEALTHY, STALLED, STARTING, Thresholds, assess, kafka_lag, summarize
+from argus.supervision.restart import RestartPolicy, TooManyRestarts
+from argus.supervision.status import Lease, LeaseHeld, StreamStatus
+from stream_fakes import PROGRESS, MemoryStatusStore, keeper
+
+NOW = 1_800_000_000_000
+T = Thresholds(max_lag_records=100, max_batch_age_s=30, max_batch_duration_factor=3, sustain_batches=3,
+               stall_s=120, start_timeout_s=60)
+
+
+def progress(latest: dict[str, int] | None = None, end: dict[str, int] | None = None, duration_ms: int = 1197,
+             in_rps: float = 4.8, done_rps: float = 9.0) -> dict:
+    p = copy.deepcopy(PROGRESS)
+    src = p["sources"][0]
+    if latest is not None:
+        src["latestOffset"] = {"argus.frames": latest}
+    if end is not None:
+        src["endOffset"] = {"argus.frames": end}
+    p["durationMs"]["triggerExecution"] = duration_ms
+    p["inputRowsPerSecond"], p["processedRowsPerSecond"] = in_rps, done_rps
+    return p
+
+
+def lease(**kw) -> Lease:
+    values = dict(owner="vm:1:abc", host="elsewhere", pid=1, pid_start=0.0, acquired_ms=NOW - 600_000,
+                  heartbeat_ms=NOW - 2000, ttl_ms=15_000, launch_id="L1")
+    values.update(kw)
+    return Lease(**values)
+
+
+def status(p: dict | None = None, *, batch_age_s: float = 2, recent: list | None = None, data_available=False,
+           **lease_kw) -> StreamStatus:
+    p = PROGRESS if p is None else p
+    return StreamStatus(query="q", lease=lease(**lease_kw), progress=p, batch_ms=NOW - int(batch_age_s * 1000),
+                        recent=recent if recent is not None else [summarize(p, NOW - 3000), summarize(p, NOW - 2000)],
+                        job={"trigger_seconds": 1.0}, query_status={"isDataAvailable": data_available})
+
+
+# ---- Kafka lag ----
+
+def test_lag_of_the_recorded_progress_is_zero_when_caught_up():
+    assert kafka_lag(PROGRESS) == 0
+
+
+def test_lag_sums_latest_minus_end_over_partitions():
+    assert kafka_lag(progress(latest={"0": 50, "1": 120}, end={"0": 40, "1": 20})) == 110
+
+
+def test_lag_reads_offsets_given_as_json_text_and_ignores_unknown_partitions():
+    p = progress()
+    p["sources"][0]["latestOffset"] = json.dumps({"argus.frames": {"0": 9, "1": 30, "7": 5}})
+    assert kafka_lag(p) == 19
+    assert kafka_lag(None) is None and kafka_lag({"sources": []}) is None
+
+
+# ---- assess ----
+
+def test_a_heartbeating_driver_with_recent_batches_is_healthy():
+    health = assess(status(), NOW, T)
+    assert health.state == HEALTHY and health.breaches == {} and not health.needs_restart
+    assert health.lag == 0 and health.owner == "vm:1:abc"
+
+
+@pytest.mark.parametrize("kw, fragment", [
+    ({"heartbeat_ms": NOW - 20_000}, "heartbeat 20s old"),
+    ({"revoked_by": "airflow:x"}, "revoked by airflow:x"),
+    ({"released": True}, "failed: boom"),
+])
+def test_a_driver_without_a_live_lease_is_dead(kw, fragment):
+    s = status(**kw)
+    s.state = {"state": "failed", "message": "boom"}
+    health = assess(s, NOW, T)
+    assert health.state == DEAD and health.needs_restart
+    assert fragment in health.reasons[0]
+
+
+def test_no_lease_at_all_is_dead():
+    health = assess(StreamStatus(query="q"), NOW, T)
+    assert health.state == DEAD and "no driver" in health.reasons[0]
+
+
+def test_a_vanished_local_process_is_dead_before_its_lease_expires():
+    health = assess(status(), NOW, T, driver_alive=False)
+    assert health.state == DEAD and "process 1 on elsewhere is gone" in health.reasons[0]
+
+
+def test_a_launch_is_starting_until_its_driver_takes_the_lease_then_dead_after_the_timeout():
+    old = status(heartbeat_ms=NOW - 60_000, launch_id="L0")  # the killed predecessor's lease
+    assert assess(old, NOW, T, launch_id="L1", launched_ms=NOW - 30_000).state == STARTING
+    late = assess(old, NOW, T, launch_id="L1", launched_ms=NOW - 61_000)
+    assert late.state == DEAD and "never took the lease" in late.reasons[0]
+    assert assess(status(launch_id="L1"), NOW, T, launch_id="L1", launched_ms=NOW - 30_000).state == HEALTHY
+    # its spark-submit already exited (e.g. refused by a live lease, or a bad command): dead at once
+    early = assess(old, NOW, T, launch_id="L1", launched_ms=NOW - 5000, launcher_alive=False)
+    assert early.state == DEAD and "exited before it took the lease" in early.reasons[0]
+
+
+def test_no_batch_for_the_stall_limit_while_input_is_pending_is_stalled():
+    lagging = progress(latest={"0": 0, "1": 50})
+    health = assess(status(lagging, batch_age_s=121), NOW, T)
+    assert health.state == STALLED and health.needs_restart and "121s" in health.reasons[0]
+    # same age, nothing pending: an idle query, not a stalled one
+    assert assess(status(batch_age_s=121), NOW, T).state == HEALTHY
+    # nothing read yet but Spark says data is available (first batch hanging)
+    assert assess(status(batch_age_s=121, data_available=True), NOW, T).state == STALLED
+
+
+def test_lag_over_its_threshold_is_a_breach():
+    health = assess(status(progress(latest={"0": 0, "1": 121})), NOW, T)
+    assert health.state == HEALTHY and set(health.breaches) == {"lag"}
+    assert health.breaches["lag"] == "Kafka lag 101 records > 100"
+
+
+def test_an_old_last_batch_with_pending_input_is_a_breach():
+    health = assess(status(progress(latest={"0": 0, "1": 30}), batch_age_s=45), NOW, T)
+    assert set(health.breaches) == {"batch_age"} and "45s ago > 30s" in health.breaches["batch_age"]
+
+
+def test_a_slow_batch_is_a_breach_but_not_the_first_of_a_driver():
+    slow = progress(duration_ms=3500)
+    assert set(assess(status(slow), NOW, T).breaches) == {"batch_duration"}
+    assert assess(status(slow, recent=[summarize(slow, NOW)]), NOW, T).breaches == {}
+
+
+def test_input_faster_than_processing_must_be_sustained_to_breach():
+    behind = progress(in_rps=10, done_rps=6)
+    ahead = progress(in_rps=5, done_rps=6)
+    two = [summarize(ahead, NOW - 3000), summarize(behind, NOW - 2000), summarize(behind, NOW - 1000)]
+    assert assess(status(behind, recent=two), NOW, T).breaches == {}
+    three = [summarize(behind, NOW - i * 1000) for i in (3, 2, 1)]
+    assert set(assess(status(behind, recent=three), NOW, T).breaches) == {"throughput"}
+
+
+def test_health_round_trips_through_a_trigger_event():
+    from argus.supervision.health import Health
+
+    health = assess(status(progress(latest={"0": 0, "1": 500})), NOW, T)
+    assert Health.from_dict(json.loads(json.dumps(health.to_dict()))) == health
+
+
+def test_thresholds_refuse_unknown_names():
+    assert Thresholds.from_mapping({"stall_s": 5}).stall_s == 5
+    with pytest.raises(ValueError, match="max_lagg"):
+        Thresholds.from_mapping({"max_lagg": 5})
+
+
+# ---- restart policy ----
+
+def test_backoff_is_immediate_then_exponential_then_capped():
+    policy = RestartPolicy(base_s=10, factor=2, max_delay_s=35, max_restarts=10, window_s=3600)
+    delays = [policy.delay_s([NOW - 1000] * n, NOW) for n in range(5)]
+    assert delays == [0, 10, 20, 35, 35]
+
+
+def test_too_many_restarts_in_the_window_fail_and_old_ones_age_out():
+    policy = RestartPolicy(max_restarts=3, window_s=600)
+    recent = [NOW - 100_000, NOW - 50_000, NOW - 1000]
+    with pytest.raises(TooManyRestarts, match="3 restarts within 600s"):
+        policy.delay_s(recent, NOW)
+    assert policy.delay_s([NOW - 700_000, *recent[1:]], NOW) == policy.base_s * policy.factor
+
+
+# ---- the lease protocol (HBase checkAndPut semantics, in memory) ----
+
+def test_one_driver_holds_the_lease_a_second_is_refused():
+    store = MemoryStatusStore()
+    first, _ = keeper(store, launch_id="L1", job={"trigger_seconds": 2})
+    held = first.acquire()
+    assert (held.host, held.pid, held.pgid) == (socket.gethostname(), os.getpid(), os.getpgid(0))
+    second, _ = keeper(store)
+    with pytest.raises(LeaseHeld, match="already running: lease held by") as err:
+        second.acquire()
+    assert err.value.holder.owner == first.owner
+    s = store.read("q")
+    assert s.lease.launch_id == "L1" and s.job == {"trigger_seconds": 2} and s.state["state"] == "starting"
+
+
+def test_an_expired_lease_is_taken_over_and_its_old_holder_is_fenced():
+    store = MemoryStatusStore()
+    old, old_lost = keeper(store, ttl_s=0.05)
+    old.acquire()
+    time.sleep(0.1)
+    new, _ = keeper(store)
+    new.acquire()
+    assert store.read("q").lease.owner == new.owner
+    # the old driver's writes are refused and it learns it lost the lease
+    assert not old.record_progress(PROGRESS)
+    assert old_lost and "taken over" in old_lost[0]
+    assert not old.renew()
+    assert store.read("q").progress is None
+
+
+def test_heartbeats_renew_and_progress_is_recorded():
+    store = MemoryStatusStore()
+    k, lost = keeper(store)
+    first = k.acquire()
+    time.sleep(0.01)
+    assert k.renew(app_id="app-1") and k.record_progress(PROGRESS) and k.set_state("running")
+    s = store.read("q")
+    assert s.lease.heartbeat_ms > first.heartbeat_ms and s.lease.app_id == "app-1"
+    assert s.progress["batchId"] == 3 and s.batch_ms and s.recent[-1]["batch"] == 3 and s.state["state"] == "running"
+    assert not lost
+
+
+def test_a_revoked_lease_stops_its_holder_and_frees_the_query():
+    store = MemoryStatusStore()
+    k, lost = keeper(store)
+    k.acquire()
+    assert store.revoke("q", "airflow:test").owner == k.owner
+    assert not k.renew() and "revoked by airflow:test" in lost[0]
+    other, _ = keeper(store)
+    other.acquire()  # a revoked lease is free at once
+
+
+def test_release_marks_the_query_stopped_and_frees_the_lease():
+    store = MemoryStatusStore()
+    k, lost = keeper(store)
+    k.acquire()
+    k.release("stopped", "stopped on request")
+    s = store.read("q")
+    assert s.lease.released and s.state == {**s.state, "state": "stopped", "message": "stopped on request"}
+    assert assess(s, int(time.time() * 1000), T).state == DEAD
+    keeper(store)[0].acquire()
+    assert not lost
+
+
+def test_a_driver_that_cannot_renew_for_a_whole_ttl_fences_itself():
+    store = MemoryStatusStore()
+    k, lost = keeper(store, ttl_s=0.3, heartbeat_s=0.05)
+    k.acquire()
+    k.start()
+    store.fail = True
+    deadline = time.monotonic() + 5
+    while not lost and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lost and "not renewed" in lost[0]
+
+
+def test_a_live_lease_whose_holder_process_is_gone_from_this_host_is_taken_over():
+    store = MemoryStatusStore()
+    dead = Lease(owner="vm:1:dead", host=socket.gethostname(), pid=os.getpid(), pid_start=0.0,  # not our start time
+                 pgid=None, acquired_ms=int(time.time() * 1000), heartbeat_ms=int(time.time() * 1000), ttl_ms=60_000)
+    store.check_and_put("q", None, {"lease": dead.encode()})
+    new, _ = keeper(store)
+    assert new.acquire().owner == new.owner and store.read("q").lease.owner == new.owner
