@@ -91,9 +91,13 @@ def _print_status(stack, names, statuses=None) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from argus.smoke import run_demo
+    if args.round_trip:
+        from argus.smoke import run_demo as run_round_trip
 
-    return run_demo(console)
+        return run_round_trip(console)
+    from argus.demo import run_demo
+
+    return run_demo(console, measure_s=args.seconds)
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -467,7 +471,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_doe_parser(sub)
 
-    p = sub.add_parser("demo", help="set up, start the stack and run a round trip through every service")
+    p = sub.add_parser("demo", help="start the stack and run the live pipeline under Airflow, then summarize")
+    p.add_argument("--seconds", type=float, default=30.0, help="how long to measure once detections land")
+    p.add_argument("--round-trip", action="store_true",
+                   help="only push a round trip through every service (no detection)")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -1,9 +1,9 @@
-"""``argus demo``: bring the local stack up and push a round trip through every service.
+"""``argus demo --round-trip``: bring the local stack up and push a round trip through every service.
 
 Kafka (frames in and out), HBase (put/get/scan through Thrift), HDFS (a file through
 WebHDFS), Spark (a job on the standalone cluster reading that file and that topic with
 Spark's Kafka source) and Airflow (a DAG run reaching HBase through its connection).
-Later work replaces the round trip with the real pipeline.
+``argus demo`` without the flag runs the real pipeline (``argus.demo``).
 """
 
 from __future__ import annotations
