@@ -25,7 +25,7 @@ from pyspark.sql import SparkSession
 
 from argus.reprocess import (
     ArchiveReadError, ReprocessConfig, SegmentMarkers, SegmentResult, archive_fs, list_recordings,
-    plan_segments, process_segment, recording_duration_s, utc_day,
+    plan_segments, process_segment, recording_duration_s, utc_day, worker_resources,
 )
 
 
@@ -39,28 +39,14 @@ def plan(cfg: ReprocessConfig):
         except ArchiveReadError as exc:
             return [("failed", SegmentResult(recording.path, recording.path, recording.camera, "failed",
                                              error=str(exc)))]
-        return [("segment", seg) for seg in plan_segments(recording, duration, cfg.window_s, cfg.rate_hz)]
+        segments = plan_segments(recording, duration, cfg.window_s, cfg.rate_hz, cfg.batch_size)
+        return [("segment", seg) for seg in segments]
 
     return run
 
 
-# one per Python worker, reused across tasks (spark.python.worker.reuse)
-_resources: dict = {}
-
-
-def worker_resources(cfg: ReprocessConfig) -> tuple:
-    """(store, file system, detector) of this Python worker, made once."""
-    if "store" not in _resources:
-        from argus.detect import Detector
-        from argus.store import DetectionStore
-
-        _resources.update(store=DetectionStore(cfg.hbase_host, cfg.hbase_port, cfg.hbase_admin_port),
-                          fs=archive_fs(cfg)[0], detector=Detector(cfg.model, batch_size=cfg.batch_size))
-    return _resources["store"], _resources["fs"], _resources["detector"]
-
-
 def warm_up(cfg: ReprocessConfig):
-    """foreachPartition: load the model (and TensorFlow) before the timed stage."""
+    """foreachPartition: load the model (and TensorFlow) and trace it before the timed stage."""
 
     def run(_):
         worker_resources(cfg)
@@ -110,6 +96,9 @@ def summarize(results: list[SegmentResult], probe_failures: list[SegmentResult],
         "segments_skipped": skipped, "segments_failed": len([r for r in results if r.status == "failed"]),
         "frames": frames, "detections": sum(r.detections for r in results), "classes": classes,
         "seconds": round(seconds, 3), "fps": round(frames / seconds, 3) if seconds > 0 and frames else 0.0,
+        # time spent inside segments (decode, detect, write), summed over executors: against
+        # seconds x executors it shows what scheduling and the JVMs take
+        "segment_seconds": round(sum(r.seconds for r in results), 3),
         "failures": [{"path": r.path, "segment": r.segment if r.segment != r.path else None, "error": r.error}
                      for r in failed],
     }

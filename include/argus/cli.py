@@ -342,7 +342,8 @@ def cmd_bench_archive(args: argparse.Namespace) -> int:
 
     executors = [int(n) for n in args.executors.split(",")]
     with console.status(f"benchmarking archive reprocessing on {executors} executor(s) and bare decode+detect"):
-        result = bench_archive(executors, recordings=args.recordings, rate_hz=args.rate, window_s=args.window,
+        result = bench_archive(executors, recordings=args.recordings, seconds=args.recording_seconds,
+                               rate_hz=args.rate, window_s=args.window,
                                model=args.model, batch=args.batch)
     text = json.dumps(result, indent=2)
     if args.json:
@@ -459,9 +460,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = bsub.add_parser("archive", help="archive reprocessing on 1, 2, ... executors vs bare decode+detect")
     p.add_argument("--executors", default="1,2", help="comma-separated executor counts")
-    p.add_argument("--recordings", type=int, default=8, help="8-second clips in the benchmark archive")
+    p.add_argument("--recordings", type=int, default=4, help="recordings in the benchmark archive")
+    p.add_argument("--recording-seconds", type=int, default=32, help="length of each recording")
     p.add_argument("--rate", type=float, default=5.0, help="decoding rate, Hz")
-    p.add_argument("--window", type=float, default=4.0, help="segment length, seconds")
+    p.add_argument("--window", type=float, default=10.0, help="segment length, seconds")
     p.add_argument("--model", default="centernet-coco")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--json", metavar="OUT", help="also write the result to this file")

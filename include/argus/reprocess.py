@@ -228,14 +228,17 @@ def recording_duration_s(fs, recording: Recording, rate_hz: float) -> float:
         raise ArchiveReadError(recording.path, f"{type(exc).__name__}: {exc}") from exc
 
 
-def segment_window_s(window_s: float, rate_hz: float) -> float:
-    """The window rounded up to whole sampling intervals, so segments start on the grid."""
+def segment_window_s(window_s: float, rate_hz: float, batch_size: int = 1) -> float:
+    """The window rounded up to whole sampling intervals, so that segments start on the grid,
+    and to whole detector batches, so that no batch but a recording's last is padded."""
     ticks = max(1, math.ceil(window_s * rate_hz - 1e-9))
+    ticks = math.ceil(ticks / batch_size) * batch_size
     return ticks / rate_hz
 
 
-def plan_segments(recording: Recording, duration_s: float, window_s: float, rate_hz: float) -> list[Segment]:
-    window = segment_window_s(window_s, rate_hz)
+def plan_segments(recording: Recording, duration_s: float, window_s: float, rate_hz: float,
+                  batch_size: int = 1) -> list[Segment]:
+    window = segment_window_s(window_s, rate_hz, batch_size)
     count = max(1, math.ceil(duration_s / window - 1e-9))
     return [Segment(recording, i, i * window, (i + 1) * window) for i in range(count)]
 
@@ -332,6 +335,25 @@ def _decode_frame_folder(fs, segment: Segment, rate_hz: float) -> Iterator[Decod
         yield DecodedFrame(i, offsets[i], rgb)
 
 
+# ---- what each worker process keeps (Spark reuses Python workers across tasks) ----
+_worker: dict = {}
+
+
+def worker_resources(cfg: ReprocessConfig) -> tuple:
+    """(store, file system, detector) of this process for ``cfg``, made once. The detector
+    has run once, so that the first segment does not pay for tracing the model's graph."""
+    key = (cfg.model, cfg.batch_size, cfg.archive_root, cfg.hbase_host, cfg.hbase_port)
+    if _worker.get("key") != key:
+        from argus.detect import Detector
+        from argus.store import DetectionStore
+
+        detector = Detector(cfg.model, batch_size=cfg.batch_size)
+        detector.detect([np.zeros((64, 64, 3), np.uint8)])
+        _worker.update(key=key, store=DetectionStore(cfg.hbase_host, cfg.hbase_port, cfg.hbase_admin_port),
+                       fs=archive_fs(cfg)[0], detector=detector)
+    return _worker["store"], _worker["fs"], _worker["detector"]
+
+
 # ---- resume markers (argus:segments) ----
 class SegmentMarkers:
     """Which segments a job has finished, in HBase: row = segment, column ``m:<job>``."""
@@ -406,4 +428,5 @@ def utc_day(value: str | dt.date) -> str:
 
 __all__ = ["ArchiveReadError", "DecodedFrame", "Recording", "ReprocessConfig", "Segment", "SegmentMarkers",
            "SegmentResult", "GridSampler", "archive_fs", "decode_segment", "expected_frames", "list_recordings",
-           "plan_segments", "process_segment", "recording_duration_s", "sample_on_grid", "utc_day"]
+           "plan_segments", "process_segment", "recording_duration_s", "sample_on_grid", "utc_day",
+           "worker_resources"]

@@ -3,6 +3,7 @@ recording; expected frames at the decoding rate, idempotent reruns, resume after
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import time
@@ -11,7 +12,7 @@ import pytest
 
 from argus.archive import put
 from argus.hdfs import webhdfs_client
-from argus.reprocess import expected_frames
+from argus.reprocess import expected_frames, segment_window_s
 from argus.reprocess_job import ReprocessJobSpec, parse_line
 from argus.simulate import CLIP_FPS, CLIP_SECONDS, ensure_clips
 from argus.store import DetectionStore
@@ -21,6 +22,7 @@ DAY1 = 1_790_000_000_000  # 2026-09-21T14:13:20Z
 DAY2 = DAY1 + 86_400_000  # 2026-09-22
 RATE = 1.0
 WINDOW = 4.0
+BATCH = 4  # 4 frames a window: whole batches, two segments per 8-s recording
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,8 @@ def archive(stack, cfg, tmp_path_factory):
 
 def spec(archive, **kw) -> ReprocessJobSpec:
     return ReprocessJobSpec(archive_root=archive["root"], since="2026-09-21", until="2026-09-22", rate_hz=RATE,
-                            window_s=WINDOW, cameras=archive["cameras"], executors=2, cores_per_executor=1, **kw)
+                            window_s=WINDOW, batch_size=BATCH, cameras=archive["cameras"], executors=2,
+                            cores_per_executor=1, **kw)
 
 
 def rows(cfg, camera: str, table: str) -> list[bytes]:
@@ -58,7 +61,8 @@ def rows(cfg, camera: str, table: str) -> list[bytes]:
 
 def test_reprocess_resume_and_rerun(stack, cfg, archive):
     per_recording = expected_frames(CLIP_SECONDS, CLIP_FPS, RATE)
-    segments_per_recording = int(CLIP_SECONDS / WINDOW)
+    segments_per_recording = math.ceil(CLIP_SECONDS / segment_window_s(WINDOW, RATE, BATCH))
+    assert segments_per_recording == 2
 
     # 1. a run interrupted (kill -9 of the driver) once some segments are finished
     proc = spec(archive).start(cfg, log_path=cfg.state_dir / "logs" / "test_reprocess.log")

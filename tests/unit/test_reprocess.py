@@ -11,7 +11,7 @@ from argus.codec import encode_jpeg
 from argus.images import sample_frames
 from argus.reprocess import (
     ArchiveReadError, GridSampler, Recording, ReprocessConfig, archive_fs, decode_segment, expected_frames,
-    list_recordings, plan_segments, recording_duration_s, sample_on_grid,
+    list_recordings, plan_segments, recording_duration_s, sample_on_grid, segment_window_s,
 )
 from argus.simulate import CLIP_FPS, CLIP_SECONDS, ensure_clips
 
@@ -119,6 +119,14 @@ def test_config_rejects_bad_rates_and_windows(archive):
     assert cfg_for(archive, model="yolov2", rate_hz=2).job_key == "yolov2@2hz"
     with pytest.raises(ValueError, match="hdfs://"):
         archive_fs(ReprocessConfig(archive_root="s3://bucket/archive"))
+
+
+def test_windows_hold_whole_batches():
+    assert segment_window_s(4, 5) == 4.0  # 20 frames
+    assert segment_window_s(4, 5, batch_size=8) == 4.8  # 24 frames: 3 full batches
+    assert segment_window_s(0.5, 1, batch_size=1) == 1.0  # at least one sampling interval
+    rec = Recording("/a/camera=c/date=2026-01-01/1.mp4", "c", "2026-01-01", 1, "video")
+    assert [(s.start_s, s.end_s) for s in plan_segments(rec, 8, 4, 5, batch_size=8)] == [(0, 4.8), (4.8, 9.6)]
 
 
 def test_recording_keys_are_stable():

@@ -1,6 +1,6 @@
 """``argus bench archive``: archive reprocessing on 1, 2, ... executors vs bare decode+detect.
 
-The same archive (simulator clips filed under two cameras) is reprocessed from scratch with
+The same archive (the simulator's scenes as 32-s recordings, filed under two cameras) is reprocessed from scratch with
 each executor count on the local Spark standalone cluster, one core and one TensorFlow
 thread per executor. Frames/s is the job's own measure: frames over the detection stage,
 after every executor has loaded its model (the job's warm-up), so that it compares with the
@@ -27,13 +27,24 @@ BENCH_ROOT = "/argus/bench/archive"
 START = 1_790_000_000_000
 
 
-def _archive(cfg: ArgusConfig, recordings: int) -> list[tuple[Path, str, int]]:
+def bench_clips(cfg: ArgusConfig, seconds: int) -> list[Path]:
+    """The simulator's scenes as ``seconds``-long recordings (archives hold long files, not
+    8-second clips), made once and cached."""
+    from argus.simulate import SCENES, make_clip
+
+    folder = cfg.cache_dir / "simulator"
+    return [p if (p := folder / f"bench-{i}-{seconds}s.mp4").exists() else make_clip(p, i, seconds=seconds)
+            for i in range(len(SCENES))]
+
+
+def _archive(cfg: ArgusConfig, recordings: int, seconds: int) -> list[tuple[Path, str, int]]:
     """(local clip, camera, start ms) of each recording, uploaded once (idempotent)."""
-    clips = ensure_clips(cfg.cache_dir / "simulator")
+    clips = bench_clips(cfg, seconds)
     client = webhdfs_client(cfg)
-    layout = [(clips[i % len(clips)], f"bench-{i % 2}", START + i * 600_000) for i in range(recordings)]
+    root = f"{BENCH_ROOT}/{seconds}s"
+    layout = [(clips[i % len(clips)], f"bench-{i % 2}", START + i * 3_600_000) for i in range(recordings)]
     for clip, camera, start in layout:
-        put([clip], camera, client, start_ms=start, root=BENCH_ROOT)
+        put([clip], camera, client, start_ms=start, root=root)
     return layout
 
 
@@ -68,7 +79,7 @@ def bare_decode_detect(layout, model: str, rate_hz: float, window_s: float, batc
     segments = []
     for clip, camera, start in layout:
         rec = Recording(str(clip), camera, "", start, "video")
-        segments += plan_segments(rec, recording_duration_s(fs, rec, rate_hz), window_s, rate_hz)
+        segments += plan_segments(rec, recording_duration_s(fs, rec, rate_hz), window_s, rate_hz, batch)
     ctx = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
     with ctx.Pool(workers, initializer=_init_worker, initargs=(model, batch, threads)) as pool:
         pool.map(_bare_segment, [(segments[0], rate_hz, batch)] * workers, chunksize=1)  # all workers up
@@ -79,14 +90,15 @@ def bare_decode_detect(layout, model: str, rate_hz: float, window_s: float, batc
             "fps": round(frames / seconds, 3)}
 
 
-def bench_archive(executors: list[int], recordings: int = 8, rate_hz: float = 5.0, window_s: float = 4.0,
-                  model: str = "centernet-coco", batch: int = 8, cfg: ArgusConfig | None = None) -> dict:
+def bench_archive(executors: list[int], recordings: int = 4, seconds: int = 32, rate_hz: float = 5.0,
+                  window_s: float = 10.0, model: str = "centernet-coco", batch: int = 8,
+                  cfg: ArgusConfig | None = None) -> dict:
     cfg = cfg or ArgusConfig()
-    layout = _archive(cfg, recordings)
+    layout = _archive(cfg, recordings, seconds)
     bare = bare_decode_detect(layout, model, rate_hz, window_s, batch, workers=max(executors))
     runs = []
     for n in executors:
-        spec = ReprocessJobSpec(archive_root=f"{cfg.hdfs_uri}{BENCH_ROOT}", model=model, rate_hz=rate_hz,
+        spec = ReprocessJobSpec(archive_root=f"{cfg.hdfs_uri}{BENCH_ROOT}/{seconds}s", model=model, rate_hz=rate_hz,
                                 window_s=window_s, batch_size=batch, executors=n, cores_per_executor=1,
                                 resume=False)
         out = spec.run(cfg, timeout=3600)
@@ -96,11 +108,12 @@ def bench_archive(executors: list[int], recordings: int = 8, rate_hz: float = 5.
         if r["failures"]:
             raise RuntimeError(f"the benchmark archive has unreadable recordings: {r['failures']}")
         runs.append({"executors": n, "frames": r["frames"], "segments": r["segments_done"], "seconds": r["seconds"],
-                     "fps": r["fps"], "total_seconds": r["total_seconds"]})
+                     "fps": r["fps"], "segment_seconds": r["segment_seconds"], "total_seconds": r["total_seconds"]})
     by_n = {r["executors"]: r for r in runs}
     lo, hi = min(executors), max(executors)
     return {
         "model": model, "rate_hz": rate_hz, "window_s": window_s, "batch": batch, "recordings": recordings,
+        "recording_seconds": seconds,
         "runs": runs, "bare": bare,
         "speedup": round(by_n[hi]["fps"] / by_n[lo]["fps"], 3) if hi != lo else 1.0,
         "speedup_of": f"{hi} vs {lo} executors",
