@@ -19,7 +19,8 @@ class HBaseHook(BaseHook):
 
     Connection fields: host, port (default 9090); extra: ``transport`` (buffered|framed),
     ``protocol`` (binary|compact), ``table_prefix``, ``timeout_ms``, ``pool_size``;
-    for administration: ``admin_port`` (the Thrift2 server on the same host, default 9091),
+    for administration: ``admin_host`` / ``admin_port`` (the Thrift2 server; default: the
+    same host, port 9091),
     ``info_port`` (the region servers' info port, whose ``/jmx`` has region metrics,
     default 16030), ``hbase_conf_dir`` (an HBase client configuration for the
     ``MajorCompactor`` JVM; default: the local stack's).
@@ -76,7 +77,9 @@ class HBaseHook(BaseHook):
         from argus.store.maintenance import MaintenanceAdmin
 
         kw = self._connection_kwargs()
-        return MaintenanceAdmin(kw["host"], int(self._extra().get("admin_port", 9091)), timeout_ms=kw["timeout"])
+        extra = self._extra()
+        return MaintenanceAdmin(extra.get("admin_host") or kw["host"], int(extra.get("admin_port", 9091)),
+                                timeout_ms=kw["timeout"])
 
     def get_region_server_jmx(self) -> RegionServerJmx:
         from argus.store.maintenance import RegionServerJmx
