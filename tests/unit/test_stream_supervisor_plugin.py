@@ -247,3 +247,22 @@ def test_each_breach_alerts_once_per_episode(plugin):
     deferred = h.call("execute_complete", event={"health": {**health, "breaches": {}}, "lease": None},
                       state=deferred.kwargs["state"])
     assert deferred.trigger.open_breaches == [] and len(h.alerts) == 1 and len(h.launches) == 1
+
+
+def test_promoted_doe_settings_apply_where_the_trigger_set_nothing(plugin, monkeypatch):
+    import argus_airflow.doe as doe
+    from argus_airflow.operators.stream_supervisor import StreamSupervisorOperator
+
+    params, _ = plugin
+    defaults = {name: p.value for name, p in params.stream_job_params().items()}
+    monkeypatch.setattr(doe, "promoted_stream_settings", lambda: {"executors": 2, "batch_size": 4, "sweep_id": "s1"})
+    op = StreamSupervisorOperator(task_id="supervise_stream")
+    run = type("Run", (), {"conf": {}})()
+    spec = op._settings({"params": defaults, "dag_run": run}).spec
+    # the promoted executors share the cores the params give (1 executor x 2 cores)
+    assert (spec.executors, spec.batch_size, spec.cores_per_executor, spec.task_cpus) == (2, 4, 1, 1)
+    run.conf = {"batch_size": 16}  # what the trigger sets wins
+    spec = op._settings({"params": {**defaults, "batch_size": 16}, "dag_run": run}).spec
+    assert (spec.executors, spec.batch_size) == (2, 16)
+    monkeypatch.setattr(doe, "promoted_stream_settings", lambda: None)
+    assert op._settings({"params": defaults, "dag_run": run}).spec == StreamJobSpec()

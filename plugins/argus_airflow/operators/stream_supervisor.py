@@ -109,9 +109,35 @@ class StreamSupervisorOperator(BaseOperator):
     # ---- steps ----
 
     def _settings(self, context: Context) -> StreamSettings:
-        values = self.stream if self.stream is not None else context["params"]
+        values = dict(self.stream if self.stream is not None else context["params"])
+        if self.stream is None:
+            values.update(self._promoted(context, values))
         self._last_settings = stream_settings(values)
         return self._last_settings
+
+    def _promoted(self, context: Context, values: dict[str, Any]) -> dict[str, Any]:
+        """The DOE sweep's promoted executors and batch size (``argus_stream_settings``), for
+        what the run's trigger did not set. The sweep splits a fixed number of cores between
+        its executors, and so does this: the cores the params give, shared out."""
+        from argus_airflow.doe import promoted_stream_settings, stream_overrides
+
+        conf = getattr(context.get("dag_run"), "conf", None) or {}
+        try:
+            promoted = promoted_stream_settings()
+        except Exception as exc:  # no Variable backend reachable: run with the params as given
+            self.log.warning("could not read the promoted DOE settings (%s); using the run's params", exc)
+            promoted = None
+        overrides: dict[str, Any] = stream_overrides(conf, promoted, int(values.get("tasks_per_gpu", 0)))
+        if "executors" in overrides:
+            cores = int(values["executors"]) * int(values["cores_per_executor"])
+            share = max(1, cores // overrides["executors"])
+            for key in ("cores_per_executor", "task_cpus"):
+                if key not in conf:
+                    overrides[key] = share
+        if overrides:
+            self.log.info("applying the settings promoted by DOE sweep %s: %s",
+                          (promoted or {}).get("sweep_id"), overrides)
+        return overrides
 
     def _store(self) -> StreamStatusStore:
         return StreamStatusStore.from_config()
