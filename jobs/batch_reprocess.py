@@ -116,6 +116,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--window", type=float, default=10.0, help="segment length in seconds")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--no-resume", action="store_true", help="redo segments this job already finished")
+    p.add_argument("--progress-seconds", type=float, default=5.0, help="interval of the progress lines")
     p.add_argument("--hbase-host", default="127.0.0.1")
     p.add_argument("--hbase-port", type=int, default=9090)
     p.add_argument("--hbase-admin-port", type=int, default=9091)
@@ -159,8 +160,8 @@ def main(argv: list[str]) -> int:
 
     frames_acc, segments_acc = sc.accumulator(0), sc.accumulator(0)
     stop = threading.Event()
-    progress = threading.Thread(target=report_progress, args=(spark, len(todo), frames_acc, segments_acc, stop),
-                                daemon=True)
+    progress = threading.Thread(target=report_progress, args=(spark, len(todo), frames_acc, segments_acc, stop,
+                                                              args.progress_seconds), daemon=True)
     progress.start()
     t1 = time.monotonic()
     try:

@@ -63,6 +63,7 @@ def put(paths: list[Path], camera: str, client, start_ms: int | None = None,
     :param client: an HdfsCLI client (:func:`argus.hdfs.webhdfs_client`).
     :param start_ms: start time for every path; default: read from each path.
     """
+    check_camera_id(camera)
     plan: dict[str, Path] = {}  # target -> source; checked in full before anything is uploaded
     for path in map(Path, paths):
         if not path.exists():

@@ -35,6 +35,7 @@ class ReprocessJobSpec:
     cores_per_executor: int = 1
     executor_memory: str = "2g"
     resume: bool = True
+    progress_s: float = 5.0
 
     def spark_conf(self) -> dict[str, str]:
         return {
@@ -64,6 +65,8 @@ class ReprocessJobSpec:
             argv += ["--cameras", ",".join(self.cameras)]
         if not self.resume:
             argv.append("--no-resume")
+        if self.progress_s != 5.0:
+            argv += ["--progress-seconds", f"{self.progress_s:g}"]
         return argv
 
     def argv(self, cfg: ArgusConfig) -> list[str]:

@@ -20,9 +20,9 @@ from argus.store.schema import camera_prefix
 
 DAY1 = 1_790_000_000_000  # 2026-09-21T14:13:20Z
 DAY2 = DAY1 + 86_400_000  # 2026-09-22
-RATE = 1.0
+RATE = 2.0
 WINDOW = 4.0
-BATCH = 4  # 4 frames a window: whole batches, two segments per 8-s recording
+BATCH = 4  # 8 frames a window: whole batches, two segments per 8-s recording
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_reprocess_resume_and_rerun(stack, cfg, archive):
     assert segments_per_recording == 2
 
     # 1. a run interrupted (kill -9 of the driver) once some segments are finished
-    proc = spec(archive).start(cfg, log_path=cfg.state_dir / "logs" / "test_reprocess.log")
+    proc = spec(archive, progress_s=0.2).start(cfg, log_path=cfg.state_dir / "logs" / "test_reprocess.log")
     deadline = time.monotonic() + 300
     done_before_kill = 0
     try:
