@@ -65,6 +65,11 @@ class AirflowClient:
         """Trigger a run now; returns the dag run (``dag_run_id``, ``state``, ...)."""
         return self._json("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
 
+    def runs(self, dag_id: str, states: list[str] | None = None, limit: int = 100) -> list[dict]:
+        """Runs of ``dag_id`` (optionally in these states)."""
+        params = {"limit": limit, **({"state": states} if states else {})}
+        return self._json("GET", f"/dags/{dag_id}/dagRuns", params=params)["dag_runs"]
+
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300) -> dict:
         """Poll until the run finishes; returns it (check ``state``)."""
         deadline = time.monotonic() + timeout

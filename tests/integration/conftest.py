@@ -12,7 +12,9 @@ import uuid
 
 import pytest
 
+from argus.airflow_client import AirflowClient
 from argus.config import ArgusConfig
+from argus.stack.airflow import airflow_login
 from argus.stack.manager import Stack
 
 pytestmark = pytest.mark.integration
@@ -48,3 +50,13 @@ def stack(cfg: ArgusConfig):
 def unique() -> str:
     """A short unique suffix so that reruns against a kept stack never collide."""
     return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def airflow(stack, cfg):
+    """A REST client of the stack's Airflow, logged in as its admin."""
+    user, password = airflow_login(cfg)
+    client = AirflowClient(cfg.airflow_url, user, password)
+    yield client
+    client.close()
+

@@ -7,29 +7,21 @@ import uuid
 
 import pytest
 
-from argus.airflow_client import AirflowClient
 from argus.archive import put
 from argus.hdfs import webhdfs_client
 from argus.reprocess import expected_frames
 from argus.simulate import CLIP_FPS, CLIP_SECONDS, ensure_clips
-from argus.stack.airflow import airflow_login
 from argus.store import DetectionStore
+from airflow_checks import assert_trigger_refused
 
 DAG = "argus_archive_reprocess"
 START = 1_790_000_000_000  # 2026-09-21
 
 
 @pytest.fixture(scope="module")
-def client(stack, cfg):
-    user, password = airflow_login(cfg)
-    client = AirflowClient(cfg.airflow_url, user, password)
-    client.wait_for_dag(DAG, timeout=240)
-    yield client
-    client.close()
-
-
-def runs(client) -> list[str]:
-    return [r["dag_run_id"] for r in client._json("GET", f"/dags/{DAG}/dagRuns", params={"limit": 100})["dag_runs"]]
+def client(airflow):
+    airflow.wait_for_dag(DAG, timeout=240)
+    return airflow
 
 
 def test_manual_run_reprocesses_the_archive(client, cfg):
@@ -59,8 +51,4 @@ def test_manual_run_reprocesses_the_archive(client, cfg):
     ({"model": "no-such-model"}, "model"),
 ])
 def test_invalid_params_are_refused_before_any_run(client, conf, param):
-    before = set(runs(client))
-    resp = client.request("POST", f"/dags/{DAG}/dagRuns", json={"logical_date": None, "conf": conf})
-    assert resp.status_code == 400, resp.text
-    assert param in resp.text
-    assert set(runs(client)) == before
+    assert_trigger_refused(client, DAG, conf, param)

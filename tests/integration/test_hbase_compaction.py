@@ -10,8 +10,6 @@ import happybase
 import httpx
 import pytest
 
-from argus.airflow_client import AirflowClient
-from argus.stack.airflow import airflow_login
 from argus.store import schema
 from argus.store.admin import FamilySpec, TableSpec
 from argus.store.maintenance import HBaseMaintenance, MaintenanceAdmin, MajorCompactorTool, RegionServerJmx
@@ -114,12 +112,9 @@ def test_ttl_housekeeping_puts_the_schema_back(hbase, test_table):
 
 # ---- the DAG, through the Airflow REST API ----
 @pytest.fixture
-def airflow(stack, cfg):
-    user, password = airflow_login(cfg)
-    client = AirflowClient(cfg.airflow_url, user, password)
-    client.wait_for_dag(DAG_ID, timeout=240)
-    yield client
-    client.close()
+def airflow(airflow):
+    airflow.wait_for_dag(DAG_ID, timeout=240)
+    return airflow
 
 
 def test_maintenance_dag_runs_end_to_end(airflow, jmx):

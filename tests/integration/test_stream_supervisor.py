@@ -19,10 +19,8 @@ import pytest
 from confluent_kafka import Producer
 from test_live_pipeline import ProducerSink, stored
 
-from argus.airflow_client import AirflowClient
 from argus.ingest import CameraSpec, CameraWorker
 from argus.simulate import ensure_clips
-from argus.stack.airflow import airflow_login
 from argus.store import DetectionStore
 from argus.store.schema import camera_prefix
 from argus.streaming import StreamJob, StreamJobSpec
@@ -63,12 +61,9 @@ class AlertReceiver:
 
 
 @pytest.fixture
-def client(stack, cfg):
-    user, password = airflow_login(cfg)
-    c = AirflowClient(cfg.airflow_url, user, password)
-    c.wait_for_dag(DAG_ID, timeout=240)
-    yield c
-    c.close()
+def client(airflow):
+    airflow.wait_for_dag(DAG_ID, timeout=240)
+    return airflow
 
 
 @pytest.fixture
