@@ -137,17 +137,22 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench_detector(args: argparse.Namespace) -> int:
+def _print_json(result: dict, out: str | None) -> int:
+    """A benchmark's result on stdout, and in ``out`` when given (``--json OUT``)."""
     from pathlib import Path
 
+    text = json.dumps(result, indent=2)
+    if out:
+        Path(out).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def cmd_bench_detector(args: argparse.Namespace) -> int:
     from argus.bench.detector import bench_detector
 
     result = bench_detector(args.model, args.batch, args.seconds)
-    text = json.dumps(result, indent=2)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
-    print(text)
-    return 0
+    return _print_json(result, args.json)
 
 
 def parse_time(value: str | None, now_ms: int | None = None) -> int | None:
@@ -267,18 +272,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_pipeline(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from argus.bench.pipeline import bench_pipeline
 
     with console.status("benchmarking the pipeline (bare detector, drain, live latency)"):
         result = bench_pipeline(args.cameras, args.rate, args.seconds, model=args.model, batch=args.batch,
                                 executors=args.executors, cores_per_executor=args.cores_per_executor)
-    text = json.dumps(result, indent=2)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
-    print(text)
-    return 0
+    return _print_json(result, args.json)
 
 
 def cmd_archive_put(args: argparse.Namespace) -> int:
@@ -336,8 +335,6 @@ def cmd_archive_reprocess(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_archive(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from argus.bench.archive import bench_archive
 
     executors = [int(n) for n in args.executors.split(",")]
@@ -345,11 +342,7 @@ def cmd_bench_archive(args: argparse.Namespace) -> int:
         result = bench_archive(executors, recordings=args.recordings, seconds=args.recording_seconds,
                                rate_hz=args.rate, window_s=args.window,
                                model=args.model, batch=args.batch)
-    text = json.dumps(result, indent=2)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
-    print(text)
-    return 0
+    return _print_json(result, args.json)
 
 
 def build_parser() -> argparse.ArgumentParser:
