@@ -13,16 +13,15 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import happybase
 import psutil
 import pytest
 from confluent_kafka import Producer
+from store_checks import assert_one_detection_row_per_detection
 from test_live_pipeline import ProducerSink, stored
 
 from argus.ingest import CameraSpec, CameraWorker
 from argus.simulate import ensure_clips
 from argus.store import DetectionStore
-from argus.store.schema import camera_prefix
 from argus.streaming import StreamJob, StreamJobSpec
 from argus.supervision.control import stop_stream
 from argus.supervision.driver import EXIT_LEASE_HELD
@@ -205,14 +204,7 @@ def test_supervisor_restarts_a_killed_driver_from_its_checkpoint(stack, cfg, cli
     # no frame lost, none stored twice
     per_camera = {cam: store.frames(cam) for cam in cameras}
     assert {cam: len(rows) for cam, rows in per_camera.items()} == {cam: FRAMES_PER_CAMERA for cam in cameras}
-    conn = happybase.Connection(cfg.host, cfg.port("hbase_thrift"))
-    try:
-        table = conn.table("argus:detections")
-        for cam, rows in per_camera.items():
-            n_rows = sum(1 for _ in table.scan(row_prefix=camera_prefix(cam), columns=[b"d:cls"]))
-            assert n_rows == sum(int(r["f:n"]) for r in rows), f"duplicate or missing detection rows for {cam}"
-    finally:
-        conn.close()
+    assert_one_detection_row_per_detection(store, per_camera)
     assert {r["f:model"] for rows in per_camera.values() for r in rows} == {"blazeface"}
     assert not [p for p in psutil.process_iter(["cmdline"]) if query in " ".join(p.info["cmdline"] or [])]
 
