@@ -345,6 +345,23 @@ def cmd_bench_archive(args: argparse.Namespace) -> int:
     return _print_json(result, args.json)
 
 
+def cmd_bench_doe(args: argparse.Namespace) -> int:
+    from argus.bench.doe import TALK_FACTORS, bench_doe
+    from argus.doe.cli import parse_factor
+
+    factors = TALK_FACTORS
+    if args.factor:
+        parsed = [parse_factor(text) for text in args.factor]
+        if any(f is None for _, f in parsed):
+            err.print("[red]give each --factor a range: NAME=LOW:HIGH[:int][/red]")
+            return 2
+        factors = tuple(f for _, f in parsed)
+    result = bench_doe(factors, seconds=args.seconds, latency_target=args.latency_target, repeats=args.repeats,
+                       seed=args.seed, comparison_id=args.id, model=args.model, window_s=args.window,
+                       cores=args.cores, progress=lambda msg: err.print(msg, highlight=False))
+    return _print_json(result, args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="argus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -461,6 +478,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--json", metavar="OUT", help="also write the result to this file")
     p.set_defaults(func=cmd_bench_archive)
+
+    p = bsub.add_parser("doe", help="the 20-run FCCD's optimum vs the best of a full 3-level grid (27 runs), "
+                                    "measured in one session (archive mode)")
+    p.add_argument("--factor", action="append", metavar="NAME=LOW:HIGH:int",
+                   help="a factor and its range (repeat; default the talk's: executors 1:3, batch_size 1:15, "
+                        "decoding_rate 1:9)")
+    p.add_argument("--seconds", type=float, default=24.0, help="seconds of archived video per point")
+    p.add_argument("--latency-target", type=float, help="processing-time target, s (default: --seconds, real time)")
+    p.add_argument("--repeats", type=int, default=3, help="side-by-side runs of each optimum")
+    p.add_argument("--seed", type=int, default=2019, help="seed of the designs and their interleaving")
+    p.add_argument("--id", help="comparison folder under the sweeps dir; an existing one is resumed")
+    p.add_argument("--model", default="centernet-coco")
+    p.add_argument("--window", type=float, default=4.0, help="segment length, seconds")
+    p.add_argument("--cores", type=int, default=2, help="cores every point's executors share")
+    p.add_argument("--json", metavar="OUT", help="also write the result to this file")
+    p.set_defaults(func=cmd_bench_doe)
 
     from argus.doe.cli import add_doe_parser
 

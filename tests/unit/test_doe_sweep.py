@@ -81,7 +81,7 @@ def test_spec_from_params_round_trips(spec):
 @pytest.mark.parametrize("change, message", [
     ({"factors": {"executors": {"low": 2, "high": 1}, "batch_size": {"low": 1, "high": 8}}}, "low < high"),
     ({"factors": {"gpus": {"low": 1, "high": 2}, "batch_size": {"low": 1, "high": 8}}}, "unknown factor"),
-    ({"factors": {"executors": {"low": 1, "high": 4}, "batch_size": {"low": 1, "high": 8}}}, "cannot share 2 core"),
+    ({"factors": {"executors": {"low": 1, "high": 5}, "batch_size": {"low": 1, "high": 8}}}, "cannot share 2 core"),
     ({"mode": "live"}, "mode must be"),
     ({"design_kind": "plackett"}, "design kind"),
 ])

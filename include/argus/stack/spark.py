@@ -14,6 +14,15 @@ from argus.spark import spark_home, submit_env
 from argus.stack.service import Service, StackContext, listening
 
 
+#: task slots the local worker offers per core (``ARGUS_SPARK_WORKER_CORES`` overrides the total)
+SLOTS_PER_CORE = 2
+
+
+def worker_slots() -> int:
+    """Slots the local Spark worker offers: :data:`SLOTS_PER_CORE` per core of this machine."""
+    return SLOTS_PER_CORE * (os.cpu_count() or 2)
+
+
 def spark_env(ctx: StackContext) -> dict[str, str]:
     """Environment for the Spark daemons: spark-submit's, plus their state dirs."""
     cfg = ctx.cfg
@@ -76,7 +85,10 @@ class SparkWorkerService(Service):
 
     def argv(self, ctx: StackContext) -> list[str]:
         cfg = ctx.cfg
-        cores = os.environ.get("ARGUS_SPARK_WORKER_CORES", str(os.cpu_count() or 2))
+        # slots, not cores: every Argus job caps itself with spark.cores.max, and two slots per
+        # core let executors share cores (the DOE's 3 executors on 2 cores, as the talk's shared
+        # a GPU) and a reprocessing job start while the streaming job holds the machine's cores
+        cores = os.environ.get("ARGUS_SPARK_WORKER_CORES", str(worker_slots()))
         memory = os.environ.get("ARGUS_SPARK_WORKER_MEMORY", "6g")
         return [str(spark_home() / "bin" / "spark-class"), "org.apache.spark.deploy.worker.Worker",
                 "--host", cfg.host, "--cores", cores, "--memory", memory,
