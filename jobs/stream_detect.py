@@ -27,27 +27,25 @@ import sys
 import threading
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
-from argus.pipeline import PipelineConfig, process_records, records_from_pandas
+from argus.pipeline import PipelineConfig, process_stream, records_from_pandas, tally
 from argus.supervision.driver import EXIT_LEASE_HELD, LeaseKeeper, status_listener
 from argus.supervision.status import LeaseHeld, StreamStatusStore
 
-SUMMARY_SCHEMA = (
-    "status string, camera_id string, seq long, capture_ts_ms long, model string, detections int, "
-    "reason string, partition int, offset long, kafka_ms long, read_ms long, detected_ms long, written_ms long"
-)
+#: what each task returns: counts per status (argus.pipeline.tally), not a row per record
+TALLY_SCHEMA = "status string, n long, detections long"
 
 
 def detect_partitions(cfg: PipelineConfig):
-    """The mapInPandas function: each pandas chunk of Kafka rows -> summary rows."""
+    """The mapInPandas function: each pandas chunk of Kafka rows -> its counts per status."""
 
     def run(chunks):
         import pandas as pd
 
-        for pdf in chunks:
-            rows = process_records(list(records_from_pandas(pdf)), cfg)
-            yield pd.DataFrame(rows, columns=[f.split()[0] for f in SUMMARY_SCHEMA.split(", ")])
+        # chunks arrive as Spark converts them (spark.sql.execution.arrow.maxRecordsPerBatch
+        # rows each): decoding starts on the first while the JVM still fetches the rest
+        rows = tally(process_stream((records_from_pandas(pdf) for pdf in chunks), cfg))
+        yield pd.DataFrame(rows, columns=["status", "n", "detections"])
 
     return run
 
@@ -70,13 +68,15 @@ def read_frames(spark: SparkSession, args) -> DataFrame:
 
 def write_batch(cfg: PipelineConfig):
     def run(batch: DataFrame, batch_id: int) -> None:
-        summary = (batch.select("key", "value", "headers", "topic", "partition", "offset", "timestamp")
-                   .mapInPandas(detect_partitions(cfg), SUMMARY_SCHEMA)
-                   .groupBy("status").agg(F.count("*").alias("n"), F.sum("detections").alias("detections"))
+        # one stage: the tasks write to HBase and the DLQ themselves and return their counts
+        tallies = (batch.select("key", "value", "headers", "topic", "partition", "offset", "timestamp")
+                   .mapInPandas(detect_partitions(cfg), TALLY_SCHEMA)
                    .collect())
-        counts = {r.status: (r.n, r.detections) for r in summary}
-        print("ARGUS_BATCH " + json.dumps({"batch": batch_id, **{k: v[0] for k, v in counts.items()},
-                                           "detections": sum(v[1] or 0 for v in counts.values())}), flush=True)
+        counts: dict[str, int] = {}
+        for t in tallies:
+            counts[t.status] = counts.get(t.status, 0) + t.n
+        print("ARGUS_BATCH " + json.dumps({"batch": batch_id, **counts,
+                                           "detections": sum(t.detections for t in tallies)}), flush=True)
 
     return run
 

@@ -1,18 +1,20 @@
 """The live pipeline's per-partition work, free of Spark so that it is unit-tested alone.
 
-Spark's ``mapInPandas`` hands each task an iterator of Kafka records; for each chunk:
-validate the frame message, decode the JPEG, route the frame to its camera's model, detect
-in batches with the process's cached models, write frames and detections to HBase, and
-send every rejected record to the dead-letter topic with its reason. Returns one summary
-row per record so that the driver can account for every frame.
+Spark's ``mapInPandas`` hands each task an iterator of Kafka records, chunk by chunk; for
+each record: validate the frame message, decode the JPEG, route the frame to its camera's
+model, detect in batches with the process's cached models, write frames and detections to
+HBase, and send every rejected record to the dead-letter topic with its reason. The stages
+overlap (:func:`process_stream`): on a few cores, a stage that runs alone leaves the others
+idle. Returns one summary row per record so that the driver can account for every frame.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import time
-from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections import defaultdict, deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -20,6 +22,7 @@ import numpy as np
 from argus.codec import FrameDecodeError, decode_jpeg
 from argus.schema import DLQ_TOPIC, FrameMessage, InvalidMessage, dead_letter_headers
 from argus.store.detections import FrameResult
+from argus.store.writer import BackgroundWriter
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class PipelineConfig:
     camera_models: dict[str, str] = field(default_factory=dict)
     batch_size: int = 8
     source: str = "live"
+    #: threads decoding JPEG ahead of detection (PIL releases the GIL while it decodes)
+    decode_threads: int = 2
 
     def model_for(self, camera_id: str, override: str | None) -> str:
         if override:
@@ -80,52 +85,60 @@ SUMMARY_COLUMNS = ("status", "camera_id", "seq", "capture_ts_ms", "model", "dete
                    "partition", "offset", "kafka_ms", "read_ms", "detected_ms", "written_ms")
 
 
+def prepare_one(rec: KafkaRecord, cfg: PipelineConfig, known_models: set[str]
+                ) -> tuple[KafkaRecord, FrameMessage, np.ndarray, str] | DeadLetter:
+    """Validate and decode one record: (record, message, RGB frame, model) or why not."""
+    try:
+        msg = FrameMessage.from_kafka(rec.key, rec.value, rec.headers)
+    except InvalidMessage as exc:
+        return DeadLetter(rec, exc.reason, "validate")
+    model = cfg.model_for(msg.camera_id, msg.model)
+    if model not in known_models:
+        return DeadLetter(rec, f"unknown model {model!r}", "validate")
+    try:
+        rgb = decode_jpeg(msg.jpeg)
+    except FrameDecodeError as exc:
+        return DeadLetter(rec, str(exc), "decode")
+    if rgb.shape[:2] != (msg.height, msg.width):
+        return DeadLetter(rec, f"decoded {rgb.shape[1]}x{rgb.shape[0]} but headers say "
+                               f"{msg.width}x{msg.height}", "decode")
+    return rec, msg, rgb, model
+
+
 def prepare(records: Iterable[KafkaRecord], cfg: PipelineConfig, known_models: set[str]
             ) -> tuple[list[tuple[KafkaRecord, FrameMessage, np.ndarray, str]], list[DeadLetter]]:
     """Validate and decode; returns (frames to detect, dead letters)."""
     ready, dead = [], []
     for rec in records:
-        try:
-            msg = FrameMessage.from_kafka(rec.key, rec.value, rec.headers)
-        except InvalidMessage as exc:
-            dead.append(DeadLetter(rec, exc.reason, "validate"))
-            continue
-        model = cfg.model_for(msg.camera_id, msg.model)
-        if model not in known_models:
-            dead.append(DeadLetter(rec, f"unknown model {model!r}", "validate"))
-            continue
-        try:
-            rgb = decode_jpeg(msg.jpeg)
-        except FrameDecodeError as exc:
-            dead.append(DeadLetter(rec, str(exc), "decode"))
-            continue
-        if rgb.shape[:2] != (msg.height, msg.width):
-            dead.append(DeadLetter(rec, f"decoded {rgb.shape[1]}x{rgb.shape[0]} but headers say "
-                                        f"{msg.width}x{msg.height}", "decode"))
-            continue
-        ready.append((rec, msg, rgb, model))
+        item = prepare_one(rec, cfg, known_models)
+        (dead if isinstance(item, DeadLetter) else ready).append(item)
     return ready, dead
 
 
-def detect(ready, cfg: PipelineConfig, read_ms: int, detector_for) -> tuple[list[FrameResult], list[DeadLetter]]:
-    """Batched detection per model (the talk's heterogeneous deployment in one task)."""
+def detect(ready, cfg: PipelineConfig, read_ms: int | Sequence[int], detector_for
+           ) -> tuple[list[FrameResult], list[DeadLetter]]:
+    """Batched detection per model (the talk's heterogeneous deployment in one task).
+
+    :param read_ms: when the records were read: one stamp for all, or one per item of ``ready``.
+    """
+    stamps = [read_ms] * len(ready) if isinstance(read_ms, int) else list(read_ms)
     by_model: dict[str, list] = defaultdict(list)
-    for item in ready:
-        by_model[item[3]].append(item)
+    for item, stamp in zip(ready, stamps):
+        by_model[item[3]].append((*item, stamp))
     results, dead = [], []
     for model, items in by_model.items():
         try:
-            detections = detector_for(model).detect([rgb for _, _, rgb, _ in items])
+            detections = detector_for(model).detect([rgb for _, _, rgb, _, _ in items])
         except Exception as exc:  # a model that fails must not stop the query: park its frames
             dead.extend(DeadLetter(rec, f"detection failed ({model}): {type(exc).__name__}: {exc}", "detect")
-                        for rec, _, _, _ in items)
+                        for rec, *_ in items)
             continue
         detected_ms = int(time.time() * 1000)
-        for (rec, msg, _, _), dets in zip(items, detections):
+        for (rec, msg, _, _, read), dets in zip(items, detections):
             results.append(FrameResult(
                 camera_id=msg.camera_id, capture_ts_ms=msg.capture_ts_ms, seq=msg.seq, width=msg.width,
                 height=msg.height, model=model, detections=dets, source=cfg.source,
-                stages={"captured": msg.capture_ts_ms, "kafka": rec.timestamp_ms, "read": read_ms,
+                stages={"captured": msg.capture_ts_ms, "kafka": rec.timestamp_ms, "read": read,
                         "detected": detected_ms},
                 kafka_partition=rec.partition, kafka_offset=rec.offset,
             ))
@@ -142,6 +155,18 @@ def summary_rows(results: list[FrameResult], dead: list[DeadLetter], written_ms:
               "offset": d.record.offset, "kafka_ms": d.record.timestamp_ms, "read_ms": None, "detected_ms": None,
               "written_ms": None} for d in dead]
     return rows
+
+
+def tally(rows: Iterable[dict]) -> list[dict]:
+    """Summary rows -> one row per status: ``status``, ``n`` (records), ``detections``. Tasks
+    return this instead of a row per record, so a micro-batch is one Spark stage with no
+    shuffle: the driver only ever needs the counts."""
+    counts: dict[str, list[int]] = {}
+    for row in rows:
+        c = counts.setdefault(row["status"], [0, 0])
+        c[0] += 1
+        c[1] += int(row["detections"] or 0)
+    return [{"status": status, "n": n, "detections": d} for status, (n, d) in counts.items()]
 
 
 # ---- per-process resources (one per Python worker, reused across tasks and batches) ----
@@ -183,21 +208,72 @@ def send_dead_letters(dead: list[DeadLetter], cfg: PipelineConfig) -> None:
         raise RuntimeError(f"{remaining + len(errors)} dead letter(s) not delivered to {cfg.dlq_topic}: {errors[:3]}")
 
 
-def process_records(records: list[KafkaRecord], cfg: PipelineConfig) -> list[dict]:
-    """Validate, decode, detect, store, dead-letter; one summary row per record."""
-    from argus.detect import Detector, default_registry
+def process_stream(chunks: Iterable[Iterable[KafkaRecord]], cfg: PipelineConfig, *, detector_for=None,
+                   store=None, dead_letters=None, known_models: set[str] | None = None) -> list[dict]:
+    """Validate, decode, detect, store and dead-letter a task's records, the stages overlapped:
+    JPEG decoding runs ahead of detection on :attr:`PipelineConfig.decode_threads` threads,
+    each model detects as soon as it has a full batch, and HBase writes go on a writer
+    thread. Returns when every frame is written and every reject is in the DLQ.
 
-    read_ms = int(time.time() * 1000)
-    known = set(default_registry().models)
-    ready, dead = prepare(records, cfg, known)
-    results, failed = detect(ready, cfg, read_ms, lambda m: Detector(m, batch_size=cfg.batch_size))
-    dead += failed
-    written_ms = None
-    if results:
-        written_ms = int(time.time() * 1000)
-        _store_for(cfg).write(results, written_ms=written_ms)
-    send_dead_letters(dead, cfg)
-    return summary_rows(results, dead, written_ms)
+    :param chunks: the task's records, chunk by chunk as Spark hands them over.
+    :param detector_for: model name -> Detector (default: the process's cached models).
+    :param store: where frames go (default: the process's :class:`DetectionStore`).
+    :param dead_letters: sends a list of DeadLetter and waits (default: the DLQ producer).
+    :return: one summary row per record.
+    """
+    if detector_for is None:
+        from argus.detect import Detector
+
+        def detector_for(model):
+            return Detector(model, batch_size=cfg.batch_size)
+    if known_models is None:
+        from argus.detect import default_registry
+
+        known_models = set(default_registry().models)
+    send = dead_letters or (lambda dead: send_dead_letters(dead, cfg))
+    writer = BackgroundWriter(store if store is not None else _store_for(cfg))
+    waiting: dict[str, list] = defaultdict(list)  # model -> [(item, read_ms)] not yet detected
+    dead: list[DeadLetter] = []
+
+    def run(model: str) -> None:
+        batch = waiting.pop(model)
+        results, failed = detect([i for i, _ in batch], cfg, [r for _, r in batch], detector_for)
+        dead.extend(failed)
+        writer.put(results)
+
+    def settle(future, read_ms: int) -> None:
+        item = future.result()
+        if isinstance(item, DeadLetter):
+            dead.append(item)
+            return
+        waiting[item[3]].append((item, read_ms))
+        if len(waiting[item[3]]) >= cfg.batch_size:
+            run(item[3])
+
+    pending: deque = deque()
+    ahead = max(2 * cfg.batch_size, 16)  # decoded frames held at most: bounded memory
+    try:
+        with ThreadPoolExecutor(max(1, cfg.decode_threads), thread_name_prefix="argus-decode") as pool:
+            for chunk in chunks:
+                read_ms = int(time.time() * 1000)
+                for rec in chunk:
+                    pending.append((pool.submit(prepare_one, rec, cfg, known_models), read_ms))
+                    while len(pending) > ahead:
+                        settle(*pending.popleft())
+            while pending:
+                settle(*pending.popleft())
+        for model in list(waiting):
+            run(model)
+    finally:
+        writer.close()
+    send(dead)
+    rows = [row for results, written_ms in writer.written for row in summary_rows(results, [], written_ms)]
+    return rows + summary_rows([], dead, None)
+
+
+def process_records(records: list[KafkaRecord], cfg: PipelineConfig) -> list[dict]:
+    """:func:`process_stream` of one chunk."""
+    return process_stream([records], cfg)
 
 
 def records_from_pandas(pdf) -> Iterator[KafkaRecord]:

@@ -26,6 +26,8 @@ from urllib.parse import urlparse
 import numpy as np
 
 from argus.archive import FRAME_SUFFIXES, VIDEO_SUFFIXES
+from argus.readahead import read_ahead
+from argus.store.writer import BackgroundWriter
 
 #: a JPEG named like this is a capture time in ms since the epoch (13 digits)
 _EPOCH_MS_DIGITS = 13
@@ -381,6 +383,8 @@ def process_segment(fs, segment: Segment, cfg: ReprocessConfig, detector, store)
     result = SegmentResult(segment.key, rec.path, rec.camera, "done", started_ms=int(time.time() * 1000))
     t0 = time.perf_counter()
     batch: list[DecodedFrame] = []
+    # reading over WebHDFS and writing to HBase are waits: both overlap the model's work
+    writer = BackgroundWriter(store, stamp=False)
 
     def flush():
         if not batch:
@@ -397,17 +401,20 @@ def process_segment(fs, segment: Segment, cfg: ReprocessConfig, detector, store)
                                     stages={"captured": captured, "read": read_ms, "detected": detected_ms}))
             for det in found:
                 result.classes[det.class_name] = result.classes.get(det.class_name, 0) + 1
-        store.write(rows)
+        writer.put(rows)
         result.frames += len(rows)
         result.detections += sum(len(d) for d in dets)
         batch.clear()
 
     try:
-        for frame in decode_segment(fs, segment, cfg.rate_hz):
-            batch.append(frame)
-            if len(batch) >= cfg.batch_size:
-                flush()
-        flush()
+        try:
+            for frame in read_ahead(decode_segment(fs, segment, cfg.rate_hz), depth=2 * cfg.batch_size):
+                batch.append(frame)
+                if len(batch) >= cfg.batch_size:
+                    flush()
+            flush()
+        finally:
+            writer.close()
     except ArchiveReadError as exc:
         result.status, result.error = "failed", str(exc)
     except Exception as exc:  # detection or HBase trouble: report the segment, keep the run going

@@ -52,6 +52,9 @@ class StreamJobSpec:
             "spark.executor.memory": self.executor_memory,
             # tasks of a micro-batch are small: do not wait for locality
             "spark.locality.wait": "0s",
+            # hand records to Python in small chunks, so that decoding and detection start
+            # while the JVM is still fetching and converting the rest of the range
+            "spark.sql.execution.arrow.maxRecordsPerBatch": str(max(16, 2 * self.batch_size)),
         }
         if self.tasks_per_gpu > 0:
             conf.update({

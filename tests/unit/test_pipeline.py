@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from argus.codec import encode_jpeg
 from argus.detect import Detection
-from argus.pipeline import KafkaRecord, PipelineConfig, detect, prepare, summary_rows
+from argus.pipeline import KafkaRecord, PipelineConfig, detect, prepare, process_stream, summary_rows, tally
 from argus.schema import FrameMessage
 
 KNOWN = {"centernet-coco", "ssdlite-person", "blazeface"}
@@ -87,3 +88,59 @@ def test_a_failing_model_parks_its_frames_in_the_dlq():
     assert results == [] and dead[0].stage == "detect" and "CUDA out of memory" in dead[0].reason
     rows = summary_rows(results, dead, None)
     assert rows[0]["status"] == "dead_letter" and rows[0]["reason"].startswith("detect: detection failed")
+
+
+class MemoryStore:
+    """Stands in for DetectionStore: keeps what was written, optionally fails."""
+
+    def __init__(self, fail: bool = False):
+        self.writes, self.fail = [], fail
+
+    def write(self, results, written_ms=None):
+        if self.fail:
+            raise ConnectionError("HBase Thrift server unreachable")
+        self.writes.append((list(results), written_ms))
+        return len(results)
+
+
+class CountingDetector(FakeDetector):
+    sizes: list = []
+
+    def detect(self, frames):
+        CountingDetector.sizes.append((self.model, len(frames)))
+        return super().detect(frames)
+
+
+def test_stream_processing_accounts_for_every_record_in_full_batches():
+    cfg = PipelineConfig("k:9092", camera_models={"b": "blazeface"}, batch_size=4)
+    good = [frame_msg(camera="a" if i % 3 else "b", seq=i) for i in range(20)]
+    bad = record(frame_msg(camera="a", seq=99, jpeg=good[0].jpeg[: len(good[0].jpeg) // 2]), offset=99)
+    records = [record(m, offset=i) for i, m in enumerate(good)]
+    chunks = [records[:7], records[7:13] + [bad], records[13:]]
+    store, letters = MemoryStore(), []
+    CountingDetector.sizes = []
+    rows = process_stream(iter(chunks), cfg, detector_for=CountingDetector, store=store,
+                          dead_letters=letters.extend, known_models=KNOWN)
+    stored = [r for r in rows if r["status"] == "stored"]
+    assert sorted(r["seq"] for r in stored) == list(range(20))
+    assert [(d.record.offset, d.stage) for d in letters] == [(99, "decode")]
+    assert [r["offset"] for r in rows if r["status"] == "dead_letter"] == [99]
+    # 13 frames of camera a and 7 of b: full batches of 4 as they fill, the rest at the end
+    assert sorted(CountingDetector.sizes) == sorted([("centernet-coco", 4)] * 3 + [("centernet-coco", 1)]
+                                                    + [("blazeface", 4), ("blazeface", 3)])
+    assert sum(len(w) for w, _ in store.writes) == 20 and all(stamp for _, stamp in store.writes)
+    assert all(r["written_ms"] >= r["detected_ms"] >= r["read_ms"] for r in stored)
+
+
+def test_a_failed_hbase_write_fails_the_task_so_spark_retries_it():
+    store = MemoryStore(fail=True)
+    with pytest.raises(ConnectionError, match="unreachable"):
+        process_stream([[record(frame_msg(seq=i), offset=i) for i in range(10)]], PipelineConfig("k:9092", batch_size=4),
+                       detector_for=FakeDetector, store=store, dead_letters=lambda d: None, known_models=KNOWN)
+
+
+def test_tally_counts_records_and_detections_per_status():
+    rows = [{"status": "stored", "detections": 2}, {"status": "stored", "detections": 0},
+            {"status": "dead_letter", "detections": 0}]
+    assert sorted(tally(rows), key=lambda t: t["status"]) == [
+        {"status": "dead_letter", "n": 1, "detections": 0}, {"status": "stored", "n": 2, "detections": 2}]

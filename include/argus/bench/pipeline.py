@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -95,11 +96,40 @@ def _pct(values, q) -> float:
     return round(float(np.percentile(values, q)), 1) if len(values) else float("nan")
 
 
+def micro_batches(log_text: str) -> dict:
+    """Micro-batches with input, from the driver's ``ARGUS_PROGRESS`` lines: how many, rows
+    each, and p50 / p95 of each ``durationMs`` part (ms)."""
+    batches = []
+    for line in log_text.splitlines():
+        if line.startswith("ARGUS_PROGRESS "):
+            try:
+                batches.append(json.loads(line.split(" ", 1)[1]))
+            except ValueError:
+                continue
+    batches = [b for b in batches if b.get("rows")]
+    parts = sorted({k for b in batches for k in b.get("ms", {})})
+    return {"batches": len(batches),
+            "rows": {"p50": _pct([b["rows"] for b in batches], 50), "p95": _pct([b["rows"] for b in batches], 95)},
+            "ms": {k: {"p50": _pct(v, 50), "p95": _pct(v, 95)}
+                   for k in parts if (v := [b["ms"][k] for b in batches if k in b["ms"]])}}
+
+
 def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str = "centernet-coco",
                    batch: int = 8, executors: int = 1, cores_per_executor: int = 2,
-                   drain_frames: int | None = None) -> dict:
+                   drain_frames: int | None = None, trigger_seconds: float = 0.5,
+                   checkpoint: str = "hdfs") -> dict:
+    """Throughput (drain), live latency and the bare detector, in one run (see the module).
+
+    :param trigger_seconds: the streaming job's trigger interval (both phases).
+    :param checkpoint: ``hdfs`` (the default deployment's) or ``local`` (a folder under the
+        state dir, for the driver's host).
+    """
     cfg = ArgusConfig()
     run = uuid.uuid4().hex[:6]
+    if checkpoint not in ("hdfs", "local"):
+        raise ValueError(f"checkpoint must be hdfs or local, not {checkpoint!r}")
+    checkpoints = (f"{cfg.hdfs_uri}/argus/bench/{run}" if checkpoint == "hdfs"
+                   else (cfg.state_dir / "checkpoints" / "bench" / run).as_uri())
     clips = ensure_clips(cfg.cache_dir / "simulator")
     store = DetectionStore.from_config(cfg)
     store.ensure_tables()
@@ -116,7 +146,7 @@ def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str = "c
     spec = StreamJobSpec(topic=drain_topic, dlq_topic=dlq, query_name=f"bench_{run}_drain", default_model=model,
                          batch_size=batch, executors=executors, cores_per_executor=cores_per_executor,
                          task_cpus=cores_per_executor, max_offsets_per_trigger=max(50, int(bare_fps * 8)),
-                         trigger_seconds=0.5, checkpoint=f"{cfg.hdfs_uri}/argus/bench/{run}/drain")
+                         trigger_seconds=trigger_seconds, checkpoint=f"{checkpoints}/drain")
     job = StreamJob(spec, cfg).start()
     try:
         rows = _wait_stored(store, drain_ids, sent, job, timeout=120 + 4 * sent / max(bare_fps, 0.1))
@@ -132,9 +162,9 @@ def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str = "c
     ensure_topics(cfg.kafka_bootstrap, live_topic, dlq, partitions=max(2, executors))
     spec = StreamJobSpec(topic=live_topic, dlq_topic=dlq, query_name=f"bench_{run}_live", default_model=model,
                          batch_size=batch, executors=executors, cores_per_executor=cores_per_executor,
-                         task_cpus=cores_per_executor, trigger_seconds=0.5, starting_offsets="earliest",
+                         task_cpus=cores_per_executor, trigger_seconds=trigger_seconds, starting_offsets="earliest",
                          max_offsets_per_trigger=max(20, int(cameras * rate_hz * 2)),
-                         checkpoint=f"{cfg.hdfs_uri}/argus/bench/{run}/live")
+                         checkpoint=f"{checkpoints}/live")
     job = StreamJob(spec, cfg).start()
     try:
         # warm up: every executor loads its model before the measured frames arrive
@@ -143,10 +173,14 @@ def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str = "c
         if len(_wait_stored(store, warm_ids, warm, job, timeout=300)) < warm:
             raise RuntimeError(f"warm-up frames were not stored:\n{job.log_tail()}")
         live_ids = [f"lat-{run}-{i:03d}" for i in range(cameras)]
+        log_from = job.log_path.stat().st_size if job.log_path.exists() else 0
         frames_in = _replay_live(cfg, live_topic, live_ids, rate_hz, seconds, clips)
         live_rows = _wait_stored(store, live_ids, frames_in, job, timeout=120)
     finally:
         job.stop()
+    with job.log_path.open(errors="replace") as log:
+        log.seek(log_from)
+        live_batches = micro_batches(log.read())
 
     stamps = np.array([[int(r[f"t:{s}"]) for s in STAGES] for r in live_rows], dtype=np.int64)
     e2e = stamps[:, -1] - stamps[:, 0]
@@ -162,7 +196,8 @@ def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str = "c
         "frames_dlq": dlq_count, "fps": round(fps, 2), "bare_fps": bare_fps,
         "efficiency": round(fps / bare_fps, 4),
         "latency_ms": {"p50": _pct(e2e, 50), "p95": _pct(e2e, 95), "p99": _pct(e2e, 99)},
-        "stage_latency_ms": per_stage, "seconds": seconds,
+        "stage_latency_ms": per_stage, "micro_batches": live_batches, "seconds": seconds,
+        "trigger_seconds": trigger_seconds, "checkpoint": checkpoint,
     }
 
 

@@ -189,6 +189,14 @@ class LeaseKeeper:
         self.on_lost(reason)
 
 
+def progress_line(progress: dict) -> dict:
+    """A micro-batch's progress, short: batch id, rows, rates and ``durationMs`` (where the
+    trigger's time went: ``latestOffset``, ``walCommit``, ``addBatch``, ``commitOffsets``, ...)."""
+    return {"batch": progress.get("batchId"), "rows": progress.get("numInputRows"),
+            "input_rps": progress.get("inputRowsPerSecond"), "processed_rps": progress.get("processedRowsPerSecond"),
+            "ms": progress.get("durationMs", {})}
+
+
 def status_listener(keeper: LeaseKeeper, query_name: str):
     """A PySpark ``StreamingQueryListener`` writing the query's progress to its status row."""
     from pyspark.sql.streaming import StreamingQueryListener
@@ -200,7 +208,10 @@ def status_listener(keeper: LeaseKeeper, query_name: str):
 
         def onQueryProgress(self, event) -> None:
             if event.progress.name == query_name:
-                keeper.record_progress(json.loads(event.progress.json))
+                progress = json.loads(event.progress.json)
+                # one line per micro-batch in the driver's log: where its time went
+                print("ARGUS_PROGRESS " + json.dumps(progress_line(progress)), flush=True)
+                keeper.record_progress(progress)
 
         def onQueryIdle(self, event) -> None:
             keeper.record_idle()
