@@ -58,18 +58,21 @@ def read_frames(spark: SparkSession, args) -> DataFrame:
             # bounded from the first batch: a backlog must not become one giant micro-batch
             .option("maxOffsetsPerTrigger", args.max_offsets)
             # cameras are keys: a few busy cameras can pile onto one Kafka partition, and a
-            # micro-batch lasts as long as its biggest task; split ranges across the cores
-            .option("minPartitions", args.min_partitions)
+            # micro-batch lasts as long as its biggest task; split ranges across the slots
+            .option("minPartitions", args.tasks)
             .option("includeHeaders", "true")
             .option("kafka.max.partition.fetch.bytes", str(16 * 2**20))
             .option("failOnDataLoss", "false")
             .load())
 
 
-def write_batch(cfg: PipelineConfig):
+def write_batch(cfg: PipelineConfig, tasks: int):
     def run(batch: DataFrame, batch_id: int) -> None:
-        # one stage: the tasks write to HBase and the DLQ themselves and return their counts
+        # one stage: the tasks write to HBase and the DLQ themselves and return their counts.
+        # One task per slot: more Kafka partitions than slots would queue tasks one after the
+        # other, each paying Spark's and Python's per-task cost (coalesce merges, no shuffle)
         tallies = (batch.select("key", "value", "headers", "topic", "partition", "offset", "timestamp")
+                   .coalesce(tasks)
                    .mapInPandas(detect_partitions(cfg), TALLY_SCHEMA)
                    .collect())
         counts: dict[str, int] = {}
@@ -90,8 +93,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--trigger-seconds", type=float, default=1.0)
     p.add_argument("--max-offsets", type=int, default=200, help="maxOffsetsPerTrigger")
     p.add_argument("--starting-offsets", default="earliest")
-    p.add_argument("--min-partitions", type=int, default=2,
-                   help="Spark tasks per micro-batch at least (set to the executors' total cores)")
+    p.add_argument("--tasks", type=int, default=2,
+                   help="Spark tasks per micro-batch: the executors' task slots (Kafka ranges are split "
+                        "or merged to this many)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--default-model", default="centernet-coco")
     p.add_argument("--camera-models", default="{}", help="JSON: camera id or pattern -> model")
@@ -137,7 +141,7 @@ def run_query(args, keeper: LeaseKeeper) -> None:
     spark.streams.addListener(status_listener(keeper, args.query_name))
     query = (read_frames(spark, args).writeStream
              .queryName(args.query_name)
-             .foreachBatch(write_batch(cfg))
+             .foreachBatch(write_batch(cfg, args.tasks))
              .option("checkpointLocation", args.checkpoint)
              .trigger(processingTime=f"{args.trigger_seconds} seconds")
              .start())

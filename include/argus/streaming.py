@@ -44,6 +44,11 @@ class StreamJobSpec:
     #: the driver's lease on the query lapses this long after its last heartbeat
     lease_ttl_seconds: float = 15.0
 
+    @property
+    def task_slots(self) -> int:
+        """Tasks the executors run at once: each micro-batch gets this many."""
+        return self.executors * max(1, self.cores_per_executor // self.task_cpus)
+
     def spark_conf(self) -> dict[str, str]:
         conf = {
             "spark.executor.cores": str(self.cores_per_executor),
@@ -75,7 +80,7 @@ class StreamJobSpec:
                 "--default-model", self.default_model, "--camera-models", json.dumps(self.camera_models),
                 "--batch-size", str(self.batch_size), "--max-offsets", str(self.max_offsets_per_trigger),
                 "--trigger-seconds", str(self.trigger_seconds), "--starting-offsets", self.starting_offsets,
-                "--min-partitions", str(self.executors * max(1, self.cores_per_executor // self.task_cpus)),
+                "--tasks", str(self.task_slots),
                 "--hbase-host", cfg.host, "--hbase-port", str(cfg.port("hbase_thrift")),
                 "--hbase-admin-port", str(cfg.port("hbase_thrift2")),
                 "--lease-ttl-seconds", str(self.lease_ttl_seconds), *launch]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from argus.config import ArgusConfig
 from argus.streaming import StreamJobSpec
 
@@ -15,7 +17,7 @@ def test_defaults_give_one_task_both_cores_of_the_local_stack():
     conf = spec.spark_conf()
     assert conf["spark.executor.cores"] == "2" and conf["spark.cores.max"] == "2" and conf["spark.task.cpus"] == "2"
     args = spec.args(ArgusConfig())
-    assert arg(args, "--min-partitions") == "1"
+    assert arg(args, "--tasks") == "1"
     assert arg(args, "--checkpoint").endswith("/argus/checkpoints/argus_stream_detect")
     assert arg(args, "--checkpoint").startswith("hdfs://")
 
@@ -29,9 +31,31 @@ def test_gpu_sharing_sets_fractional_task_amounts():
 def test_single_core_executors_split_kafka_ranges_over_all_cores():
     spec = StreamJobSpec(executors=2, cores_per_executor=1, task_cpus=1)
     assert spec.spark_conf()["spark.task.cpus"] == "1" and spec.spark_conf()["spark.cores.max"] == "2"
-    assert arg(spec.args(ArgusConfig()), "--min-partitions") == "2"
+    assert arg(spec.args(ArgusConfig()), "--tasks") == "2"
 
 
 def test_camera_models_travel_as_json():
     args = StreamJobSpec(camera_models={"gate-*": "ssdlite-person"}).args(ArgusConfig())
     assert arg(args, "--camera-models") == '{"gate-*": "ssdlite-person"}'
+
+
+def test_records_reach_python_in_chunks_of_a_few_detector_batches():
+    assert StreamJobSpec(batch_size=8).spark_conf()["spark.sql.execution.arrow.maxRecordsPerBatch"] == "16"
+    assert StreamJobSpec(batch_size=1).spark_conf()["spark.sql.execution.arrow.maxRecordsPerBatch"] == "16"
+
+
+def test_the_driver_logs_where_each_micro_batch_spent_its_time():
+    from argus.bench.pipeline import micro_batches
+    from argus.supervision.driver import progress_line
+
+    progress = {"batchId": 7, "numInputRows": 12, "inputRowsPerSecond": 16.0, "processedRowsPerSecond": 20.5,
+                "durationMs": {"addBatch": 410, "walCommit": 35, "triggerExecution": 520}}
+    line = progress_line(progress)
+    assert line == {"batch": 7, "rows": 12, "input_rps": 16.0, "processed_rps": 20.5,
+                    "ms": {"addBatch": 410, "walCommit": 35, "triggerExecution": 520}}
+    idle = progress_line({"batchId": 8, "numInputRows": 0, "durationMs": {"triggerExecution": 3}})
+    log = "\n".join(["noise", "ARGUS_PROGRESS " + json.dumps(line), "ARGUS_PROGRESS " + json.dumps(idle),
+                     "ARGUS_PROGRESS {truncated"])
+    summary = micro_batches(log)
+    assert summary["batches"] == 1 and summary["rows"]["p50"] == 12
+    assert summary["ms"]["addBatch"] == {"p50": 410.0, "p95": 410.0}

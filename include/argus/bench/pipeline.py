@@ -163,7 +163,8 @@ def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str = "c
     spec = StreamJobSpec(topic=live_topic, dlq_topic=dlq, query_name=f"bench_{run}_live", default_model=model,
                          batch_size=batch, executors=executors, cores_per_executor=cores_per_executor,
                          task_cpus=cores_per_executor, trigger_seconds=trigger_seconds, starting_offsets="earliest",
-                         max_offsets_per_trigger=max(20, int(cameras * rate_hz * 2)),
+                         # a bound for backlogs only: live batches take what arrived since the last
+                         max_offsets_per_trigger=max(50, int(bare_fps * 4)),
                          checkpoint=f"{checkpoints}/live")
     job = StreamJob(spec, cfg).start()
     try:
