@@ -25,6 +25,7 @@ import json
 import signal
 import sys
 import threading
+import time
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -33,19 +34,31 @@ from argus.supervision.driver import EXIT_LEASE_HELD, LeaseKeeper, status_listen
 from argus.supervision.status import LeaseHeld, StreamStatusStore
 
 #: what each task returns: counts per status (argus.pipeline.tally), not a row per record
-TALLY_SCHEMA = "status string, n long, detections long"
+TALLY_SCHEMA = "status string, n long, detections long, task_ms long, wait_ms long"
+TALLY_COLUMNS = [f.split()[0] for f in TALLY_SCHEMA.split(", ")]
 
 
 def detect_partitions(cfg: PipelineConfig):
-    """The mapInPandas function: each pandas chunk of Kafka rows -> its counts per status."""
+    """The mapInPandas function: a task's pandas chunks of Kafka rows -> its counts per
+    status, with the task's time in Python and how much of it went waiting for the first chunk."""
 
     def run(chunks):
         import pandas as pd
 
+        start, first = time.time(), []
+
+        def records():
+            for pdf in chunks:
+                if not first:
+                    first.append(time.time())
+                yield records_from_pandas(pdf)
+
         # chunks arrive as Spark converts them (spark.sql.execution.arrow.maxRecordsPerBatch
         # rows each): decoding starts on the first while the JVM still fetches the rest
-        rows = tally(process_stream((records_from_pandas(pdf) for pdf in chunks), cfg))
-        yield pd.DataFrame(rows, columns=["status", "n", "detections"])
+        rows = tally(process_stream(records(), cfg))
+        end = time.time()
+        timing = {"task_ms": int((end - start) * 1000), "wait_ms": int(((first or [end])[0] - start) * 1000)}
+        yield pd.DataFrame([{**r, **timing} for r in rows], columns=TALLY_COLUMNS)
 
     return run
 
@@ -71,6 +84,7 @@ def write_batch(cfg: PipelineConfig, tasks: int):
         # one stage: the tasks write to HBase and the DLQ themselves and return their counts.
         # One task per slot: more Kafka partitions than slots would queue tasks one after the
         # other, each paying Spark's and Python's per-task cost (coalesce merges, no shuffle)
+        started = time.time()
         tallies = (batch.select("key", "value", "headers", "topic", "partition", "offset", "timestamp")
                    .coalesce(tasks)
                    .mapInPandas(detect_partitions(cfg), TALLY_SCHEMA)
@@ -78,8 +92,13 @@ def write_batch(cfg: PipelineConfig, tasks: int):
         counts: dict[str, int] = {}
         for t in tallies:
             counts[t.status] = counts.get(t.status, 0) + t.n
+        # where addBatch went: the Spark job (collect_ms) and, inside it, the slowest task's
+        # time in Python (task_ms) and its wait for the first records (wait_ms)
         print("ARGUS_BATCH " + json.dumps({"batch": batch_id, **counts,
-                                           "detections": sum(t.detections for t in tallies)}), flush=True)
+                                           "detections": sum(t.detections for t in tallies),
+                                           "collect_ms": int((time.time() - started) * 1000),
+                                           "task_ms": max((t.task_ms for t in tallies), default=0),
+                                           "wait_ms": max((t.wait_ms for t in tallies), default=0)}), flush=True)
 
     return run
 

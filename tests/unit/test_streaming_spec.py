@@ -54,8 +54,15 @@ def test_the_driver_logs_where_each_micro_batch_spent_its_time():
     assert line == {"batch": 7, "rows": 12, "input_rps": 16.0, "processed_rps": 20.5,
                     "ms": {"addBatch": 410, "walCommit": 35, "triggerExecution": 520}}
     idle = progress_line({"batchId": 8, "numInputRows": 0, "durationMs": {"triggerExecution": 3}})
+    job = {"batch": 7, "stored": 12, "detections": 30, "collect_ms": 380, "task_ms": 300, "wait_ms": 40}
     log = "\n".join(["noise", "ARGUS_PROGRESS " + json.dumps(line), "ARGUS_PROGRESS " + json.dumps(idle),
-                     "ARGUS_PROGRESS {truncated"])
+                     "ARGUS_PROGRESS {truncated", "ARGUS_BATCH " + json.dumps(job)])
     summary = micro_batches(log)
     assert summary["batches"] == 1 and summary["rows"]["p50"] == 12
     assert summary["ms"]["addBatch"] == {"p50": 410.0, "p95": 410.0}
+    assert summary["ms"]["collect"]["p50"] == 380 and summary["ms"]["wait"]["p95"] == 40
+
+
+def test_checkpoint_commits_do_not_wait_out_the_hdfs_clients_400_ms_retry():
+    conf = StreamJobSpec().spark_conf()
+    assert int(conf["spark.hadoop.dfs.client.block.write.locateFollowingBlock.initial.delay.ms"]) <= 50

@@ -98,20 +98,28 @@ def _pct(values, q) -> float:
 
 def micro_batches(log_text: str) -> dict:
     """Micro-batches with input, from the driver's ``ARGUS_PROGRESS`` lines: how many, rows
-    each, and p50 / p95 of each ``durationMs`` part (ms)."""
-    batches = []
+    each, and p50 / p95 of each ``durationMs`` part (ms); from its ``ARGUS_BATCH`` lines, of
+    the Spark job inside ``addBatch`` (``collect``), the slowest task's time in Python
+    (``task``) and its wait for the first records (``wait``)."""
+    batches, jobs = [], []
     for line in log_text.splitlines():
-        if line.startswith("ARGUS_PROGRESS "):
+        kind, _, doc = line.partition(" ")
+        if kind in ("ARGUS_PROGRESS", "ARGUS_BATCH"):
             try:
-                batches.append(json.loads(line.split(" ", 1)[1]))
+                (batches if kind == "ARGUS_PROGRESS" else jobs).append(json.loads(doc))
             except ValueError:
                 continue
     batches = [b for b in batches if b.get("rows")]
     parts = sorted({k for b in batches for k in b.get("ms", {})})
+    ms = {k: {"p50": _pct(v, 50), "p95": _pct(v, 95)}
+          for k in parts if (v := [b["ms"][k] for b in batches if k in b["ms"]])}
+    # inside addBatch (the driver's ARGUS_BATCH lines): the Spark job, the slowest task's time in Python
+    for key in ("collect_ms", "task_ms", "wait_ms"):
+        if v := [j[key] for j in jobs if key in j and j.get("stored", 0) + j.get("dead_letter", 0)]:
+            ms[key.removesuffix("_ms")] = {"p50": _pct(v, 50), "p95": _pct(v, 95)}
     return {"batches": len(batches),
             "rows": {"p50": _pct([b["rows"] for b in batches], 50), "p95": _pct([b["rows"] for b in batches], 95)},
-            "ms": {k: {"p50": _pct(v, 50), "p95": _pct(v, 95)}
-                   for k in parts if (v := [b["ms"][k] for b in batches if k in b["ms"]])}}
+            "ms": ms}
 
 
 def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str = "centernet-coco",
