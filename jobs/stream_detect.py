@@ -112,7 +112,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--trigger-seconds", type=float, default=1.0)
     p.add_argument("--max-offsets", type=int, default=200, help="maxOffsetsPerTrigger")
     p.add_argument("--starting-offsets", default="earliest")
-    p.add_argument("--tasks", type=int, default=2,
+    # --min-partitions: its name before 2026-11-26, still sent by launchers of that time
+    p.add_argument("--tasks", "--min-partitions", dest="tasks", type=int, default=2,
                    help="Spark tasks per micro-batch: the executors' task slots (Kafka ranges are split "
                         "or merged to this many)")
     p.add_argument("--batch-size", type=int, default=8)

@@ -271,11 +271,6 @@ def process_stream(chunks: Iterable[Iterable[KafkaRecord]], cfg: PipelineConfig,
     return rows + summary_rows([], dead, None)
 
 
-def process_records(records: list[KafkaRecord], cfg: PipelineConfig) -> list[dict]:
-    """:func:`process_stream` of one chunk."""
-    return process_stream([records], cfg)
-
-
 def records_from_pandas(pdf) -> Iterator[KafkaRecord]:
     """Kafka source rows (key, value, headers, topic, partition, offset, timestamp) as records."""
     for row in pdf.itertuples(index=False):
