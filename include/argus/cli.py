@@ -357,9 +357,15 @@ def cmd_bench_doe(args: argparse.Namespace) -> int:
             err.print("[red]give each --factor a range: NAME=LOW:HIGH[:int][/red]")
             return 2
         factors = tuple(f for _, f in parsed)
-    result = bench_doe(factors, seconds=args.seconds, latency_target=args.latency_target, repeats=args.repeats,
-                       seed=args.seed, comparison_id=args.id, model=args.model, window_s=args.window,
-                       cores=args.cores, progress=lambda msg: err.print(msg, highlight=False))
+    from argus.doe.sweep import SweepError
+
+    try:
+        result = bench_doe(factors, seconds=args.seconds, latency_target=args.latency_target, repeats=args.repeats,
+                           seed=args.seed, comparison_id=args.id, model=args.model, window_s=args.window,
+                           cores=args.cores, progress=lambda msg: err.print(msg, highlight=False))
+    except SweepError as exc:  # e.g. --id names a comparison of other factors
+        err.print(f"[red]argus: {exc}[/red]")
+        return 2
     return _print_json(result, args.json)
 
 

@@ -105,16 +105,6 @@ def prepare_one(rec: KafkaRecord, cfg: PipelineConfig, known_models: set[str]
     return rec, msg, rgb, model
 
 
-def prepare(records: Iterable[KafkaRecord], cfg: PipelineConfig, known_models: set[str]
-            ) -> tuple[list[tuple[KafkaRecord, FrameMessage, np.ndarray, str]], list[DeadLetter]]:
-    """Validate and decode; returns (frames to detect, dead letters)."""
-    ready, dead = [], []
-    for rec in records:
-        item = prepare_one(rec, cfg, known_models)
-        (dead if isinstance(item, DeadLetter) else ready).append(item)
-    return ready, dead
-
-
 def detect(ready, cfg: PipelineConfig, read_ms: int | Sequence[int], detector_for
            ) -> tuple[list[FrameResult], list[DeadLetter]]:
     """Batched detection per model (the talk's heterogeneous deployment in one task).

@@ -72,3 +72,10 @@ def test_the_grid_best_must_meet_the_processing_time_target(sweeps):
     best = result["grid"]["best"]
     assert result["grid"]["best_processing_time"] <= 5.0 and best["decoding_rate"] < 9
     assert result["fccd"]["feasible"]
+
+
+def test_no_side_by_side_runs_is_refused_before_anything_runs(sweeps):
+    bench = Surface()
+    with pytest.raises(ValueError, match="repeats must be at least 1"):
+        bench_doe(FACTORS, repeats=0, comparison_id="none", runner=bench)
+    assert bench.calls == [] and not (sweeps / "none").exists()

@@ -7,7 +7,8 @@ import pytest
 
 from argus.codec import encode_jpeg
 from argus.detect import Detection
-from argus.pipeline import KafkaRecord, PipelineConfig, detect, prepare, process_stream, summary_rows, tally
+from argus.pipeline import (DeadLetter, KafkaRecord, PipelineConfig, detect, prepare_one, process_stream, summary_rows,
+                            tally)
 from argus.schema import FrameMessage
 
 KNOWN = {"centernet-coco", "ssdlite-person", "blazeface"}
@@ -22,6 +23,12 @@ def record(msg: FrameMessage | None = None, *, key=None, value=None, headers=Non
 def frame_msg(camera="cam-1", seq=0, w=64, h=48, model=None, jpeg=None) -> FrameMessage:
     jpeg = jpeg if jpeg is not None else encode_jpeg(np.full((h, w, 3), 120, np.uint8))
     return FrameMessage(camera, 1_795_000_000_000 + seq, seq, w, h, jpeg, model)
+
+
+def prepare(records, cfg, known):
+    """Each record through prepare_one: (frames to detect, dead letters)."""
+    items = [prepare_one(rec, cfg, known) for rec in records]
+    return [i for i in items if not isinstance(i, DeadLetter)], [i for i in items if isinstance(i, DeadLetter)]
 
 
 class FakeDetector:

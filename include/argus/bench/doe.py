@@ -70,6 +70,8 @@ def bench_doe(factors: Sequence[Factor] = TALK_FACTORS, *, seconds: float = 24.0
     :param runner: :func:`argus.doe.sweep.run_point` or a stand-in (tests).
     :return: what was run, both optima, the side-by-side measures and the ratios.
     """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, not {repeats}")
     cfg = cfg or ArgusConfig()
     say = progress or (lambda _msg: None)
     target = float(seconds if latency_target is None else latency_target)
@@ -100,12 +102,9 @@ def bench_doe(factors: Sequence[Factor] = TALK_FACTORS, *, seconds: float = 24.0
     grid_best = _settings(best_row)
 
     # alternate the two settings (AB, BA, ...) so that neither always runs first
-    plan = []
-    for r in range(repeats):
-        pair = [("fccd_optimum", fccd_opt), ("grid_best", grid_best)]
-        plan += pair if r % 2 == 0 else pair[::-1]
-    if fccd_opt == grid_best:
-        plan = [("fccd_optimum", fccd_opt)] * repeats
+    pair = [("fccd_optimum", fccd_opt), ("grid_best", grid_best)] if fccd_opt != grid_best \
+        else [("fccd_optimum", fccd_opt)]
+    plan = [item for r in range(repeats) for item in (pair if r % 2 == 0 else pair[::-1])]
     measured = _side_by_side(folder)
     for n, (label, settings) in enumerate(plan):
         if not measured.empty and (measured["n"] == n).any():
