@@ -232,7 +232,7 @@ def recording_duration_s(fs, recording: Recording, rate_hz: float) -> float:
 
 def segment_window_s(window_s: float, rate_hz: float, batch_size: int = 1) -> float:
     """The window rounded up to whole sampling intervals, so that segments start on the grid,
-    and to whole detector batches, so that no batch but a recording's last is padded."""
+    and to whole detector batches, so that no batch but a recording's last is short."""
     ticks = max(1, math.ceil(window_s * rate_hz - 1e-9))
     ticks = math.ceil(ticks / batch_size) * batch_size
     return ticks / rate_hz

@@ -32,9 +32,16 @@ def test_blazeface_finds_the_face_and_nothing_in_coffee(photos):
     assert coffee == []
 
 
-def test_batches_are_padded_and_agree_with_single_frames(photos):
+@pytest.mark.parametrize("pad", [False, True])
+def test_batches_agree_with_single_frames_padded_or_not(photos, monkeypatch, pad):
     frames = [photos["astronaut"], photos["camera"], photos["coffee"]]
-    batched = Detector("ssdlite-person", batch_size=2).detect(frames)
+    detector = Detector("ssdlite-person", batch_size=2, pad_last_batch=pad)
+    sizes, infer = [], detector.backend.infer
+    monkeypatch.setattr(detector.backend, "infer", lambda batch: sizes.append(int(batch.shape[0])) or infer(batch))
+    batched = detector.detect(frames)
+    monkeypatch.undo()
+    # the rest of a call is one short batch, not padded with copies to be thrown away
+    assert sizes == ([2, 2] if pad else [2, 1])
     assert len(batched) == 3
     for frame, dets in zip(frames, batched):
         single = Detector("ssdlite-person", batch_size=1).detect_one(frame)

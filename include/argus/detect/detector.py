@@ -135,15 +135,19 @@ class Detector:
     """Detects objects in batches of frames with one registry model.
 
     :param model: registry name (default: the registry's default) or a :class:`ModelSpec`.
-    :param batch_size: frames per model call; the last batch of a call is padded to this size
-        so that the compiled model never sees a new shape.
+    :param batch_size: frames per model call at most; the last batch of a call holds the
+        rest, unpadded (a new batch size costs ~50-100 ms once per process; padding cost
+        up to a whole batch of wasted inference on every call that is not a multiple).
+    :param pad_last_batch: pad the last batch to ``batch_size`` instead, for a backend
+        compiled for one shape only.
     :param score_threshold: / :param iou_threshold: override the registry's values.
     :param max_detections: per frame.
     """
 
     def __init__(self, model: str | ModelSpec | None = None, *, batch_size: int = 8,
                  score_threshold: float | None = None, iou_threshold: float | None = None,
-                 max_detections: int = 100, registry: ModelRegistry | None = None):
+                 max_detections: int = 100, registry: ModelRegistry | None = None,
+                 pad_last_batch: bool = False):
         if batch_size < 1:
             raise DetectorError(f"batch_size must be at least 1, got {batch_size}")
         self.spec = model if isinstance(model, ModelSpec) else (registry or default_registry()).get(model)
@@ -151,6 +155,7 @@ class Detector:
         self.score_threshold = self.spec.score_threshold if score_threshold is None else score_threshold
         self.iou_threshold = self.spec.iou_threshold if iou_threshold is None else iou_threshold
         self.max_detections = max_detections
+        self.pad_last_batch = pad_last_batch
         self.backend = load_backend(self.spec)
 
     def detect(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
@@ -161,12 +166,13 @@ class Detector:
         for start in range(0, len(rgb), self.batch_size):
             chunk = rgb[start:start + self.batch_size]
             real = len(chunk)
-            chunk += [chunk[-1]] * (self.batch_size - real)
+            if self.pad_last_batch:
+                chunk += [chunk[-1]] * (self.batch_size - real)
             batch, meta = self.backend.preprocess(chunk)
             raw = self.backend.infer(batch)
             results.extend(self.backend.postprocess(raw, meta, self.score_threshold, self.iou_threshold,
                                                     self.max_detections)[:real])
-        if rgb:  # the graph is traced for the one (padded) shape it will see: nothing big follows
+        if rgb:  # the model is loaded and traced: what follows is small (a new batch size)
             settle_heap(self.spec.name)
         return results
 
