@@ -336,13 +336,14 @@ def cmd_archive_reprocess(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_archive(args: argparse.Namespace) -> int:
-    from argus.bench.archive import bench_archive
+    from argus.bench.archive import bench_archive, run_order
 
     executors = [int(n) for n in args.executors.split(",")]
+    run_order(executors, args.repeats)  # a bad --repeats is refused before anything runs
     with console.status(f"benchmarking archive reprocessing on {executors} executor(s) and bare decode+detect"):
         result = bench_archive(executors, recordings=args.recordings, seconds=args.recording_seconds,
                                rate_hz=args.rate, window_s=args.window,
-                               model=args.model, batch=args.batch)
+                               model=args.model, batch=args.batch, repeats=args.repeats)
     return _print_json(result, args.json)
 
 
@@ -486,6 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=float, default=10.0, help="segment length, seconds")
     p.add_argument("--model", default="centernet-coco")
     p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=2,
+                   help="runs of each figure, bare and job runs interleaved (ratios are of the means)")
     p.add_argument("--json", metavar="OUT", help="also write the result to this file")
     p.set_defaults(func=cmd_bench_archive)
 

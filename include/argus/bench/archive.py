@@ -7,7 +7,10 @@ after every executor has loaded its model (the job's warm-up), so that it compar
 bare figure. Bare decode+detect runs the same segments from local copies of the clips in as
 many plain processes as each executor count, one thread each, models loaded first, with no
 Spark, HDFS or HBase: what the job adds is the difference, and bare's own speed-up is how
-far the machine scales with its cores busy.
+far the machine scales with its cores busy. Each figure is the mean of ``repeats`` runs,
+bare and job runs interleaved (:func:`run_order`): the machine's speed drifts by 10-20%
+within minutes, and running all bare figures first, then all jobs, once moved the
+efficiency between 0.85 and 1.02 from one benchmark to the next.
 """
 
 from __future__ import annotations
@@ -91,36 +94,59 @@ def bare_decode_detect(layout, model: str, rate_hz: float, window_s: float, batc
             "fps": round(frames / seconds, 3)}
 
 
+def _job_run(cfg: ArgusConfig, n: int, seconds: int, model: str, rate_hz: float, window_s: float,
+             batch: int) -> dict:
+    spec = ReprocessJobSpec(archive_root=f"{cfg.hdfs_uri}{BENCH_ROOT}/{seconds}s", model=model, rate_hz=rate_hz,
+                            window_s=window_s, batch_size=batch, executors=n, cores_per_executor=1, resume=False)
+    out = spec.run(cfg, timeout=3600)
+    if out.returncode != 0 or out.result is None:
+        raise RuntimeError(f"reprocessing with {n} executor(s) failed:\n{out.output[-3000:]}")
+    r = out.result
+    if r["failures"]:
+        raise RuntimeError(f"the benchmark archive has unreadable recordings: {r['failures']}")
+    return {"executors": n, "frames": r["frames"], "segments": r["segments_done"], "seconds": r["seconds"],
+            "fps": r["fps"], "segment_seconds": r["segment_seconds"], "total_seconds": r["total_seconds"]}
+
+
+def run_order(executors: list[int], repeats: int) -> list[tuple[str, int]]:
+    """The measurements, ("bare" | "job", executors), interleaved so that a drift of the
+    machine's speed during the benchmark hits every figure alike: each round runs every
+    count bare and as a job, and every other round runs in the reverse order (ABBA)."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, not {repeats}")
+    one = [(kind, n) for n in executors for kind in ("bare", "job")]
+    return [step for r in range(repeats) for step in (one if r % 2 == 0 else one[::-1])]
+
+
+def _mean_fps(runs: list[dict]) -> float:
+    return round(sum(r["fps"] for r in runs) / len(runs), 3)
+
+
 def bench_archive(executors: list[int], recordings: int = 4, seconds: int = 32, rate_hz: float = 5.0,
                   window_s: float = 10.0, model: str = "centernet-coco", batch: int = 8,
-                  cfg: ArgusConfig | None = None) -> dict:
+                  cfg: ArgusConfig | None = None, repeats: int = 2) -> dict:
+    """Frames/s of the job and of bare decode+detect at each executor count, each measured
+    ``repeats`` times in the interleaved :func:`run_order`; ratios are of the means."""
     cfg = cfg or ArgusConfig()
+    order = run_order(executors, repeats)
     layout = _archive(cfg, recordings, seconds)
-    # bare at every count too: how far the machine itself scales from 1 to 2 busy cores
-    bare_runs = [bare_decode_detect(layout, model, rate_hz, window_s, batch, workers=n) for n in executors]
-    bare = max(bare_runs, key=lambda b: b["workers"])
-    runs = []
-    for n in executors:
-        spec = ReprocessJobSpec(archive_root=f"{cfg.hdfs_uri}{BENCH_ROOT}/{seconds}s", model=model, rate_hz=rate_hz,
-                                window_s=window_s, batch_size=batch, executors=n, cores_per_executor=1,
-                                resume=False)
-        out = spec.run(cfg, timeout=3600)
-        if out.returncode != 0 or out.result is None:
-            raise RuntimeError(f"reprocessing with {n} executor(s) failed:\n{out.output[-3000:]}")
-        r = out.result
-        if r["failures"]:
-            raise RuntimeError(f"the benchmark archive has unreadable recordings: {r['failures']}")
-        runs.append({"executors": n, "frames": r["frames"], "segments": r["segments_done"], "seconds": r["seconds"],
-                     "fps": r["fps"], "segment_seconds": r["segment_seconds"], "total_seconds": r["total_seconds"]})
-    by_n = {r["executors"]: r for r in runs}
-    bare_by_n = {b["workers"]: b for b in bare_runs}
+    runs, bare_runs = [], []
+    for kind, n in order:
+        if kind == "bare":  # bare at every count too: how far the machine itself scales
+            bare_runs.append(bare_decode_detect(layout, model, rate_hz, window_s, batch, workers=n))
+        else:
+            runs.append(_job_run(cfg, n, seconds, model, rate_hz, window_s, batch))
+    job_fps = {n: _mean_fps([r for r in runs if r["executors"] == n]) for n in executors}
+    bare_fps = {n: _mean_fps([b for b in bare_runs if b["workers"] == n]) for n in executors}
     lo, hi = min(executors), max(executors)
     return {
         "model": model, "rate_hz": rate_hz, "window_s": window_s, "batch": batch, "recordings": recordings,
-        "recording_seconds": seconds,
-        "runs": runs, "bare": bare, "bare_runs": bare_runs,
-        "speedup": round(by_n[hi]["fps"] / by_n[lo]["fps"], 3) if hi != lo else 1.0,
+        "recording_seconds": seconds, "repeats": repeats,
+        "runs": runs, "bare_runs": bare_runs,
+        "fps": {str(n): job_fps[n] for n in executors}, "bare_fps": {str(n): bare_fps[n] for n in executors},
+        "bare": {"workers": hi, "fps": bare_fps[hi]},
+        "speedup": round(job_fps[hi] / job_fps[lo], 3) if hi != lo else 1.0,
         "speedup_of": f"{hi} vs {lo} executors",
-        "bare_speedup": round(bare_by_n[hi]["fps"] / bare_by_n[lo]["fps"], 3) if hi != lo else 1.0,
-        "efficiency": round(by_n[hi]["fps"] / bare["fps"], 3),
+        "bare_speedup": round(bare_fps[hi] / bare_fps[lo], 3) if hi != lo else 1.0,
+        "efficiency": round(job_fps[hi] / bare_fps[hi], 3),
     }
