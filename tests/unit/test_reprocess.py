@@ -134,3 +134,42 @@ def test_recording_keys_are_stable():
     seg = plan_segments(rec, 25, 10, 1)[1]
     assert seg.key == "/a/camera=c/date=2026-01-01/1.mp4@10000-20000"
     assert seg.row_key().endswith(seg.key.encode())
+
+
+class _CountingDetector:
+    """Records which threads are alive while it detects."""
+
+    def __init__(self):
+        self.threads: set[str] = set()
+
+    def detect(self, frames):
+        import threading
+
+        self.threads |= {t.name for t in threading.enumerate()}
+        return [[] for _ in frames]
+
+
+class _Store:
+    def __init__(self):
+        self.rows = []
+
+    def write(self, results, written_ms=None):
+        self.rows += list(results)
+        return len(results)
+
+
+@pytest.mark.parametrize("cores", [1, 2])
+def test_a_segment_decodes_ahead_only_with_a_core_to_spare(archive, monkeypatch, cores):
+    """With one core per task, a decoder thread would take turns with the model on it (and
+    take the next executor's core): decoding then runs inline, between batches."""
+    from argus.reprocess import process_segment
+
+    monkeypatch.setenv("ARGUS_CPU_THREADS", str(cores))
+    cfg = cfg_for(archive, rate_hz=2.0, window_s=4.0, batch_size=2)
+    fs, root = archive_fs(cfg)
+    rec = list_recordings(fs, root, ["c1"], "2026-09-21", "2026-09-21")[0]
+    segment = plan_segments(rec, recording_duration_s(fs, rec, 2.0), cfg.window_s, 2.0, 2)[0]
+    detector, store = _CountingDetector(), _Store()
+    result = process_segment(fs, segment, cfg, detector, store)
+    assert result.status == "done" and result.frames == len(store.rows) == 8
+    assert ("argus-read-ahead" in detector.threads) == (cores > 1)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from argus.archive import put
 from argus.config import ArgusConfig
+from argus.detect.devices import cpu_threads
 from argus.hdfs import webhdfs_client
 from argus.reprocess import Recording, decode_segment, plan_segments, recording_duration_s
 from argus.reprocess_job import ReprocessJobSpec
@@ -69,7 +70,7 @@ def _init_worker(model: str, batch: int, threads: int) -> None:
 
 def _bare_segment(args) -> int:
     segment, rate_hz, batch = args
-    frames = [f.rgb for f in decode_segment(_worker["fs"], segment, rate_hz)]
+    frames = [f.rgb for f in decode_segment(_worker["fs"], segment, rate_hz, threads=cpu_threads())]
     for i in range(0, len(frames), batch):
         _worker["detector"].detect(frames[i:i + batch])
     return len(frames)
