@@ -36,6 +36,8 @@ from argus.supervision.status import LeaseHeld, StreamStatusStore
 #: what each task returns: counts per status (argus.pipeline.tally), not a row per record
 TALLY_SCHEMA = "status string, n long, detections long, task_ms long, wait_ms long"
 TALLY_COLUMNS = [f.split()[0] for f in TALLY_SCHEMA.split(", ")]
+#: Kafka offset ranges per task before coalescing: the finer, the more even the tasks
+SPLITS_PER_TASK = 4
 
 
 def detect_partitions(cfg: PipelineConfig):
@@ -71,8 +73,10 @@ def read_frames(spark: SparkSession, args) -> DataFrame:
             # bounded from the first batch: a backlog must not become one giant micro-batch
             .option("maxOffsetsPerTrigger", args.max_offsets)
             # cameras are keys: a few busy cameras can pile onto one Kafka partition, and a
-            # micro-batch lasts as long as its biggest task; split ranges across the slots
-            .option("minPartitions", args.tasks)
+            # micro-batch lasts as long as its biggest task. With several tasks, ranges are cut
+            # into SPLITS_PER_TASK equal pieces per task (in proportion to each partition's
+            # share), which coalesce() then deals out evenly
+            .option("minPartitions", args.tasks * SPLITS_PER_TASK if args.tasks > 1 else 1)
             .option("includeHeaders", "true")
             .option("kafka.max.partition.fetch.bytes", str(16 * 2**20))
             .option("failOnDataLoss", "false")

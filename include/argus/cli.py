@@ -277,7 +277,8 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
     with console.status("benchmarking the pipeline (bare detector, drain, live latency)"):
         result = bench_pipeline(args.cameras, args.rate, args.seconds, model=args.model, batch=args.batch,
                                 executors=args.executors, cores_per_executor=args.cores_per_executor,
-                                trigger_seconds=args.trigger_seconds, checkpoint=args.checkpoint)
+                                task_cpus=args.task_cpus, trigger_seconds=args.trigger_seconds,
+                                checkpoint=args.checkpoint)
     return _print_json(result, args.json)
 
 
@@ -472,7 +473,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--executors", type=int, default=1)
     p.add_argument("--cores-per-executor", type=int, default=2,
-                   help="cores of each executor; each task (and its TensorFlow) takes all of them")
+                   help="cores of each executor")
+    p.add_argument("--task-cpus", type=int, default=None,
+                   help="cores of each task, its TensorFlow threads (default: all of its executor's); "
+                        "fewer make more tasks per micro-batch")
     p.add_argument("--trigger-seconds", type=float, default=0.5, help="the streaming job's trigger interval")
     p.add_argument("--checkpoint", choices=("hdfs", "local"), default="hdfs",
                    help="where the job checkpoints: HDFS, or a local folder on the driver's host")

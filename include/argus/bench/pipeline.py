@@ -10,7 +10,8 @@
    sent: on this 2-core machine, decoding H.264 for N cameras would otherwise take the
    cores the pipeline is being measured on (in a deployment ingest runs on its own hosts).
 3. The bare detector (``argus bench detector``'s bare model call) on the same machine, just
-   before, for the efficiency ratio.
+   before, for the efficiency ratio, laid out as the job's tasks: one process per task slot,
+   ``task_cpus`` threads each.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import uuid
 
 import numpy as np
 
-from argus.bench.detector import bench_detector
+from argus.bench.detector import bench_detector_processes
 from argus.config import ArgusConfig
 from argus.ingest import CameraSpec, CameraStats, CameraWorker, KafkaFrameSink
 from argus.simulate import ensure_clips
@@ -125,15 +126,20 @@ def micro_batches(log_text: str) -> dict:
 def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str = "centernet-coco",
                    batch: int = 8, executors: int = 1, cores_per_executor: int = 2,
                    drain_frames: int | None = None, trigger_seconds: float = 0.5,
-                   checkpoint: str = "hdfs") -> dict:
+                   checkpoint: str = "hdfs", task_cpus: int | None = None) -> dict:
     """Throughput (drain), live latency and the bare detector, in one run (see the module).
 
     :param trigger_seconds: the streaming job's trigger interval (both phases).
+    :param task_cpus: cores of each task (default: all of its executor's).
     :param checkpoint: ``hdfs`` (the default deployment's) or ``local`` (a folder under the
         state dir, for the driver's host).
     """
     cfg = ArgusConfig()
     run = uuid.uuid4().hex[:6]
+    task_cpus = task_cpus or cores_per_executor
+    if not 1 <= task_cpus <= cores_per_executor:
+        raise ValueError(f"task cpus must be 1..{cores_per_executor} (the executor's cores), not {task_cpus}")
+    slots = executors * (cores_per_executor // task_cpus)
     if checkpoint not in ("hdfs", "local"):
         raise ValueError(f"checkpoint must be hdfs or local, not {checkpoint!r}")
     checkpoints = (f"{cfg.hdfs_uri}/argus/bench/{run}" if checkpoint == "hdfs"
@@ -142,18 +148,20 @@ def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str = "c
     store = DetectionStore.from_config(cfg)
     store.ensure_tables()
 
-    bare = bench_detector(model, batch, seconds=min(20.0, max(5.0, seconds / 3)))
+    # the bare model laid out as the job's tasks: as many processes, as many threads each
+    bare = bench_detector_processes(model, batch, seconds=min(20.0, max(5.0, seconds / 3)), processes=slots,
+                                    threads=task_cpus)
     bare_fps = bare["bare_img_per_s"]
 
     # ---- 1. sustained: drain a pre-filled topic ----
     drain_topic, dlq = f"bench.{run}.drain", f"bench.{run}.dlq"
-    ensure_topics(cfg.kafka_bootstrap, drain_topic, dlq, partitions=max(2, executors))
+    ensure_topics(cfg.kafka_bootstrap, drain_topic, dlq, partitions=max(2, slots))
     total = drain_frames or max(cameras, int(bare_fps * max(20.0, seconds)))
     drain_ids = [f"drain-{run}-{i:03d}" for i in range(cameras)]
     sent = _prefill(cfg, drain_topic, drain_ids, -(-total // cameras), clips)
     spec = StreamJobSpec(topic=drain_topic, dlq_topic=dlq, query_name=f"bench_{run}_drain", default_model=model,
                          batch_size=batch, executors=executors, cores_per_executor=cores_per_executor,
-                         task_cpus=cores_per_executor, max_offsets_per_trigger=max(50, int(bare_fps * 8)),
+                         task_cpus=task_cpus, max_offsets_per_trigger=max(50, int(bare_fps * 8)),
                          trigger_seconds=trigger_seconds, checkpoint=f"{checkpoints}/drain")
     job = StreamJob(spec, cfg).start()
     try:
@@ -167,17 +175,17 @@ def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str = "c
 
     # ---- 2. latency: live cameras at the set rate ----
     live_topic = f"bench.{run}.live"
-    ensure_topics(cfg.kafka_bootstrap, live_topic, dlq, partitions=max(2, executors))
+    ensure_topics(cfg.kafka_bootstrap, live_topic, dlq, partitions=max(2, slots))
     spec = StreamJobSpec(topic=live_topic, dlq_topic=dlq, query_name=f"bench_{run}_live", default_model=model,
                          batch_size=batch, executors=executors, cores_per_executor=cores_per_executor,
-                         task_cpus=cores_per_executor, trigger_seconds=trigger_seconds, starting_offsets="earliest",
+                         task_cpus=task_cpus, trigger_seconds=trigger_seconds, starting_offsets="earliest",
                          # a bound for backlogs only: live batches take what arrived since the last
                          max_offsets_per_trigger=max(50, int(bare_fps * 4)),
                          checkpoint=f"{checkpoints}/live")
     job = StreamJob(spec, cfg).start()
     try:
-        # warm up: every executor loads its model before the measured frames arrive
-        warm_ids = [f"warm-{run}-{i}" for i in range(2 * executors)]
+        # warm up: every task's Python worker loads its model before the measured frames arrive
+        warm_ids = [f"warm-{run}-{i}" for i in range(2 * slots)]
         warm = _prefill(cfg, live_topic, warm_ids, batch, clips)
         if len(_wait_stored(store, warm_ids, warm, job, timeout=300)) < warm:
             raise RuntimeError(f"warm-up frames were not stored:\n{job.log_tail()}")
@@ -199,6 +207,7 @@ def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str = "c
     dlq_count = _count(cfg, dlq)
     return {
         "model": model, "batch": batch, "executors": executors, "cores_per_executor": cores_per_executor,
+        "task_cpus": task_cpus, "tasks_per_batch": slots, "bare_layout": f"{slots} x {task_cpus} threads",
         "cameras": cameras, "rate_hz": rate_hz,
         "offered_fps": round(cameras * rate_hz, 2), "load": round(cameras * rate_hz / bare_fps, 3),
         "drain_frames": sent, "steady_frames": len(steady), "frames_in": frames_in, "frames_stored": len(live_rows),
