@@ -51,3 +51,4 @@ def test_cli_refuses_zero_repeats_before_running_anything(monkeypatch, capsys):
     monkeypatch.setattr(archive, "bench_archive", lambda *a, **k: pytest.fail("nothing may run"))
     assert main(["bench", "archive", "--repeats", "0"]) == 2
     assert "repeats must be at least 1" in capsys.readouterr().err
+

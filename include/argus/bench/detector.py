@@ -66,16 +66,6 @@ def bench_detector_processes(model: str, batch: int, seconds: float, processes: 
     the bare detector laid out as a Spark job's tasks (``spark.task.cpus`` = ``threads``).
     Frames/s are summed. On this project's 2-core VM, two single-threaded processes ran the
     bare model 6-45% faster than one process with two threads (three measurements)."""
-    if processes == 1:  # here (TensorFlow's threads are set when this process first loads it)
-        before = os.environ.get("ARGUS_CPU_THREADS")
-        os.environ["ARGUS_CPU_THREADS"] = str(threads)
-        try:
-            return {**bench_detector(model, batch, seconds), "processes": 1}
-        finally:
-            if before is None:
-                del os.environ["ARGUS_CPU_THREADS"]
-            else:
-                os.environ["ARGUS_CPU_THREADS"] = before
     ctx = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
     with ctx.Manager() as manager, ctx.Pool(processes) as pool:
         barrier = manager.Barrier(processes)  # every model loaded before any clock starts

@@ -134,12 +134,12 @@ def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str = "c
     :param checkpoint: ``hdfs`` (the default deployment's) or ``local`` (a folder under the
         state dir, for the driver's host).
     """
-    cfg = ArgusConfig()
-    run = uuid.uuid4().hex[:6]
-    task_cpus = task_cpus or cores_per_executor
+    task_cpus = cores_per_executor if task_cpus is None else task_cpus
     if not 1 <= task_cpus <= cores_per_executor:
         raise ValueError(f"task cpus must be 1..{cores_per_executor} (the executor's cores), not {task_cpus}")
     slots = executors * (cores_per_executor // task_cpus)
+    cfg = ArgusConfig()
+    run = uuid.uuid4().hex[:6]
     if checkpoint not in ("hdfs", "local"):
         raise ValueError(f"checkpoint must be hdfs or local, not {checkpoint!r}")
     checkpoints = (f"{cfg.hdfs_uri}/argus/bench/{run}" if checkpoint == "hdfs"
