@@ -24,7 +24,7 @@ import time
 from pyspark.sql import SparkSession
 
 from argus.reprocess import (
-    ArchiveReadError, ReprocessConfig, SegmentMarkers, SegmentResult, archive_fs, list_recordings,
+    ArchiveReadError, ReprocessConfig, SegmentMarkers, SegmentResult, archive_fs, list_recordings, longest_first,
     plan_segments, process_segment, recording_duration_s, utc_day, worker_resources,
 )
 
@@ -146,7 +146,7 @@ def main(argv: list[str]) -> int:
     probe_failures = [r for kind, r in planned if kind == "failed"]
     segments = [s for kind, s in planned if kind == "segment"]
     finished = set() if args.no_resume else SegmentMarkers(store, cfg.job_key).finished()
-    todo = [s for s in segments if s.key not in finished]
+    todo = longest_first([s for s in segments if s.key not in finished])
     print(f"argus: {len(segments)} segment(s), {len(segments) - len(todo)} already done by {cfg.job_key}, "
           f"{len(probe_failures)} unreadable recording(s)", flush=True)
 

@@ -19,7 +19,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlparse
 
@@ -244,6 +244,16 @@ def plan_segments(recording: Recording, duration_s: float, window_s: float, rate
     window = segment_window_s(window_s, rate_hz, batch_size)
     count = max(1, math.ceil(duration_s / window - 1e-9))
     return [Segment(recording, i, i * window, (i + 1) * window) for i in range(count)]
+
+
+def longest_first(segments: Sequence[Segment]) -> list[Segment]:
+    """The order to hand segments to executors: every recording's full windows first, then
+    its last one, which the end of the file may cut short. A job lasts until its last task
+    ends; a short task at the end leaves an executor idle for less time than a full one."""
+    last = {}
+    for seg in segments:
+        last[seg.recording.path] = max(last.get(seg.recording.path, -1), seg.index)
+    return sorted(segments, key=lambda seg: seg.index == last[seg.recording.path])
 
 
 class GridSampler:

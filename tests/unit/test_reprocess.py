@@ -136,6 +136,18 @@ def test_recording_keys_are_stable():
     assert seg.row_key().endswith(seg.key.encode())
 
 
+def test_each_recordings_short_last_window_is_handed_out_last():
+    from argus.reprocess import longest_first
+
+    a = Recording("/a/camera=c/date=2026-01-01/1.mp4", "c", "2026-01-01", 1, "video")
+    b = Recording("/a/camera=c/date=2026-01-01/2.mp4", "c", "2026-01-01", 2, "video")
+    single = Recording("/a/camera=c/date=2026-01-01/3.mp4", "c", "2026-01-01", 3, "video")
+    planned = plan_segments(a, 25, 10, 1) + plan_segments(b, 12, 10, 1) + plan_segments(single, 4, 10, 1)
+    order = [(s.recording.start_ms, s.index) for s in longest_first(planned)]
+    assert order == [(1, 0), (1, 1), (2, 0), (1, 2), (2, 1), (3, 0)]
+    assert sorted(longest_first(planned), key=lambda s: (s.recording.start_ms, s.index)) == planned
+
+
 class _CountingDetector:
     """Records which threads are alive while it detects."""
 

@@ -24,7 +24,7 @@ from argus.archive import put
 from argus.config import ArgusConfig
 from argus.detect.devices import cpu_threads
 from argus.hdfs import webhdfs_client
-from argus.reprocess import Recording, decode_segment, plan_segments, recording_duration_s
+from argus.reprocess import Recording, decode_segment, longest_first, plan_segments, recording_duration_s
 from argus.reprocess_job import ReprocessJobSpec
 from argus.simulate import ensure_clips
 
@@ -89,7 +89,8 @@ def bare_decode_detect(layout, model: str, rate_hz: float, window_s: float, batc
     with ctx.Pool(workers, initializer=_init_worker, initargs=(model, batch, threads)) as pool:
         pool.map(_bare_segment, [(segments[0], rate_hz, batch)] * workers, chunksize=1)  # all workers up
         t0 = time.perf_counter()
-        frames = sum(pool.map(_bare_segment, [(s, rate_hz, batch) for s in segments], chunksize=1))
+        # the job's order: full windows first, each recording's short tail last
+        frames = sum(pool.map(_bare_segment, [(s, rate_hz, batch) for s in longest_first(segments)], chunksize=1))
         seconds = time.perf_counter() - t0
     return {"workers": workers, "threads": threads, "frames": frames, "seconds": round(seconds, 3),
             "fps": round(frames / seconds, 3)}
