@@ -34,7 +34,7 @@ from argus.supervision.driver import EXIT_LEASE_HELD, LeaseKeeper, status_listen
 from argus.supervision.status import LeaseHeld, StreamStatusStore
 
 #: what each task returns: counts per status (argus.pipeline.tally), not a row per record
-TALLY_SCHEMA = "status string, n long, detections long, task_ms long, wait_ms long"
+TALLY_SCHEMA = "status string, n long, detections long, task int, task_ms long, wait_ms long"
 TALLY_COLUMNS = [f.split()[0] for f in TALLY_SCHEMA.split(", ")]
 #: Kafka offset ranges per task before coalescing: the finer, the more even the tasks
 SPLITS_PER_TASK = 4
@@ -42,10 +42,12 @@ SPLITS_PER_TASK = 4
 
 def detect_partitions(cfg: PipelineConfig):
     """The mapInPandas function: a task's pandas chunks of Kafka rows -> its counts per
-    status, with the task's time in Python and how much of it went waiting for the first chunk."""
+    status, with the task (its partition), its time in Python and how much of it went
+    waiting for the first chunk."""
 
     def run(chunks):
         import pandas as pd
+        from pyspark import TaskContext
 
         start, first = time.time(), []
 
@@ -59,7 +61,9 @@ def detect_partitions(cfg: PipelineConfig):
         # rows each): decoding starts on the first while the JVM still fetches the rest
         rows = tally(process_stream(records(), cfg))
         end = time.time()
-        timing = {"task_ms": int((end - start) * 1000), "wait_ms": int(((first or [end])[0] - start) * 1000)}
+        context = TaskContext.get()
+        timing = {"task": context.partitionId() if context else 0, "task_ms": int((end - start) * 1000),
+                  "wait_ms": int(((first or [end])[0] - start) * 1000)}
         yield pd.DataFrame([{**r, **timing} for r in rows], columns=TALLY_COLUMNS)
 
     return run
@@ -97,9 +101,11 @@ def write_batch(cfg: PipelineConfig, tasks: int):
         for t in tallies:
             counts[t.status] = counts.get(t.status, 0) + t.n
         # where addBatch went: the Spark job (collect_ms) and, inside it, the slowest task's
-        # time in Python (task_ms) and its wait for the first records (wait_ms)
+        # time in Python (task_ms) and its wait for the first records (wait_ms); how many
+        # tasks had records
         print("ARGUS_BATCH " + json.dumps({"batch": batch_id, **counts,
                                            "detections": sum(t.detections for t in tallies),
+                                           "tasks": len({t.task for t in tallies}),
                                            "collect_ms": int((time.time() - started) * 1000),
                                            "task_ms": max((t.task_ms for t in tallies), default=0),
                                            "wait_ms": max((t.wait_ms for t in tallies), default=0)}), flush=True)

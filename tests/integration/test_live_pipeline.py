@@ -1,11 +1,13 @@
 """The live pipeline on the real stack: Kafka -> Spark Structured Streaming -> HBase + DLQ.
 
 Frames come from three simulated cameras on two models, mixed with broken messages; the
-streaming job is killed with SIGKILL mid-run and restarted from its checkpoint.
+streaming job runs two tasks per micro-batch, is killed with SIGKILL mid-run and restarted
+from its checkpoint.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -57,8 +59,13 @@ def bad_messages(camera: str) -> list[tuple[bytes | None, bytes, list, str]]:
 
 
 def start_job(cfg, topic, dlq, checkpoint, camera_models, log_path) -> StreamJob:
+    # two 1-core tasks per micro-batch: each range is split per task and coalesced, and two
+    # Python workers write and dead-letter at once (the default single task runs in the
+    # supervisor's and the demo's tests)
     spec = StreamJobSpec(topic=topic, dlq_topic=dlq, checkpoint=checkpoint, camera_models=camera_models,
-                         query_name=f"it_{topic.replace('.', '_')}", batch_size=4, max_offsets_per_trigger=30)
+                         query_name=f"it_{topic.replace('.', '_')}", batch_size=4, max_offsets_per_trigger=30,
+                         task_cpus=1)
+    assert spec.task_slots == 2
     return StreamJob(spec, cfg, log_path).start()
 
 
@@ -132,6 +139,11 @@ def test_every_frame_is_stored_or_dead_lettered_across_a_driver_kill(stack, cfg,
         assert job.alive, "the query stopped"
     finally:
         job.kill()
+
+    # the micro-batches did run as two tasks
+    batches = [json.loads(line.split(" ", 1)[1]) for line in log_path.read_text().splitlines()
+               if line.startswith("ARGUS_BATCH ")]
+    assert max(b["tasks"] for b in batches) == 2, batches
 
     # no frame lost, none stored twice
     assert stored(store, cameras) == valid
