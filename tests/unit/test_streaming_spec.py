@@ -55,7 +55,9 @@ def test_the_driver_logs_where_each_micro_batch_spent_its_time():
                     "ms": {"addBatch": 410, "walCommit": 35, "triggerExecution": 520}}
     idle = progress_line({"batchId": 8, "numInputRows": 0, "durationMs": {"triggerExecution": 3}})
     job = {"batch": 7, "stored": 12, "detections": 30, "collect_ms": 380, "task_ms": 300, "wait_ms": 40}
-    log = "\n".join(["noise", "ARGUS_PROGRESS " + json.dumps(line), "ARGUS_PROGRESS " + json.dumps(idle),
+    warm_up = progress_line({"batchId": 6, "numInputRows": 4, "durationMs": {"addBatch": 30000}})
+    log = "\n".join(["ARGUS_PROGRESS " + json.dumps(warm_up),  # its ARGUS_BATCH came before the cut
+                     "noise", "ARGUS_PROGRESS " + json.dumps(line), "ARGUS_PROGRESS " + json.dumps(idle),
                      "ARGUS_PROGRESS {truncated", "ARGUS_BATCH " + json.dumps(job)])
     summary = micro_batches(log)
     assert summary["batches"] == 1 and summary["rows"]["p50"] == 12

@@ -138,7 +138,10 @@ def micro_batches(log_text: str) -> dict:
     """Micro-batches with input, from the driver's ``ARGUS_PROGRESS`` lines: how many, rows
     each, and p50 / p95 of each ``durationMs`` part (ms); from its ``ARGUS_BATCH`` lines, of
     the Spark job inside ``addBatch`` (``collect``), the slowest task's time in Python
-    (``task``) and its wait for the first records (``wait``)."""
+    (``task``) and its wait for the first records (``wait``). A progress line whose batch has
+    no ``ARGUS_BATCH`` line in the text is left out: the driver logs a batch's progress after
+    its results, so text cut after a warm-up batch's frames were stored starts with that
+    batch's progress."""
     batches, jobs = [], []
     for line in log_text.splitlines():
         kind, _, doc = line.partition(" ")
@@ -147,7 +150,8 @@ def micro_batches(log_text: str) -> dict:
                 (batches if kind == "ARGUS_PROGRESS" else jobs).append(json.loads(doc))
             except ValueError:
                 continue
-    batches = [b for b in batches if b.get("rows")]
+    ran = {j.get("batch") for j in jobs}
+    batches = [b for b in batches if b.get("rows") and (not jobs or b.get("batch") in ran)]
     parts = sorted({k for b in batches for k in b.get("ms", {})})
     ms = {k: {"p50": _pct(v, 50), "p95": _pct(v, 95)}
           for k in parts if (v := [b["ms"][k] for b in batches if k in b["ms"]])}
