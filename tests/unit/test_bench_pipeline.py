@@ -70,3 +70,15 @@ def test_the_wait_gives_up_with_the_log_when_the_job_dies(tmp_path):
     log.write_text("Traceback: boom\n")
     with pytest.raises(RuntimeError, match="boom"):
         pipeline._wait_stored(_Store([]), ["a"], 1, _Job(log, alive=False), timeout=30)
+
+
+def test_out_of_time_the_wait_returns_what_is_stored(tmp_path, monkeypatch):
+    from argus.bench import pipeline
+
+    clock = iter(range(0, 1000, 10))
+    monkeypatch.setattr(pipeline.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(pipeline.time, "sleep", lambda s: None)
+    log = tmp_path / "job.log"
+    log.write_text(_batch(0, stored=1) + "\n")
+    rows = pipeline._wait_stored(_Store([{"camera": "a"}]), ["a"], 3, _Job(log), timeout=30)
+    assert rows == [{"camera": "a"}]

@@ -103,7 +103,6 @@ def _wait_stored(store, cameras, expected, job: StreamJob, timeout: float, log_f
     ~11% of a core from the 2 the job shares), so it waits on the driver's own batch counts
     (its log from ``log_from`` on) and reads HBase only when they say the frames are done."""
     deadline = time.monotonic() + timeout
-    rows: list[dict] = []
     while time.monotonic() < deadline:
         if not job.alive:
             raise RuntimeError(f"streaming job died:\n{job.log_tail()}")
@@ -114,7 +113,7 @@ def _wait_stored(store, cameras, expected, job: StreamJob, timeout: float, log_f
             time.sleep(2)  # counts include a replay or other records: HBase decides
         else:
             time.sleep(0.5)
-    return rows
+    return _rows(store, cameras)  # out of time: what is stored, short of expected
 
 
 def _log_since(job: StreamJob, offset: int) -> str:
@@ -215,6 +214,8 @@ def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str = "c
                             log_from=log_from)
     finally:
         job.stop()
+    if len(rows) < sent:
+        raise RuntimeError(f"the drain stored {len(rows)} of {sent} frames in time:\n{job.log_tail()}")
     steady_from = min(int(r["t:written"]) for r in rows)  # the first batch is done: models loaded
     steady = [r for r in rows if int(r["t:read"]) >= steady_from]
     last_written = max(int(r["t:written"]) for r in rows)
