@@ -7,7 +7,6 @@ from its checkpoint.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -16,6 +15,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from store_checks import assert_one_detection_row_per_detection
 
+from argus.bench.pipeline import driver_lines
 from argus.codec import encode_jpeg
 from argus.images import sample_frames
 from argus.ingest import CameraSpec, CameraWorker
@@ -60,8 +60,8 @@ def bad_messages(camera: str) -> list[tuple[bytes | None, bytes, list, str]]:
 
 def start_job(cfg, topic, dlq, checkpoint, camera_models, log_path) -> StreamJob:
     # two 1-core tasks per micro-batch: each range is split per task and coalesced, and two
-    # Python workers write and dead-letter at once (the default single task runs in the
-    # supervisor's and the demo's tests)
+    # Python workers write and dead-letter at once (the default single 2-core task runs in
+    # the demo's test, a single 1-core task in the supervisor's)
     spec = StreamJobSpec(topic=topic, dlq_topic=dlq, checkpoint=checkpoint, camera_models=camera_models,
                          query_name=f"it_{topic.replace('.', '_')}", batch_size=4, max_offsets_per_trigger=30,
                          task_cpus=1)
@@ -141,8 +141,7 @@ def test_every_frame_is_stored_or_dead_lettered_across_a_driver_kill(stack, cfg,
         job.kill()
 
     # the micro-batches did run as two tasks
-    batches = [json.loads(line.split(" ", 1)[1]) for line in log_path.read_text().splitlines()
-               if line.startswith("ARGUS_BATCH ")]
+    batches = driver_lines(log_path.read_text(), "ARGUS_BATCH")
     assert max(b["tasks"] for b in batches) == 2, batches
 
     # no frame lost, none stored twice

@@ -82,19 +82,24 @@ def _rows(store: DetectionStore, cameras: list[str]) -> list[dict]:
     return [r for cam in cameras for r in store.frames(cam)]
 
 
+def driver_lines(log_text: str, kind: str) -> list[dict]:
+    """The JSON documents of the driver's ``KIND {json}`` log lines (``ARGUS_BATCH``,
+    ``ARGUS_PROGRESS``); a line cut short is skipped."""
+    docs = []
+    for line in log_text.splitlines():
+        head, _, doc = line.partition(" ")
+        if head == kind:
+            try:
+                docs.append(json.loads(doc))
+            except ValueError:
+                continue
+    return docs
+
+
 def settled_records(log_text: str) -> int:
     """Records the driver reports settled (stored or dead-lettered), from its ``ARGUS_BATCH``
     lines. A replayed micro-batch is counted again: this says when to look, not what is stored."""
-    total = 0
-    for line in log_text.splitlines():
-        kind, _, doc = line.partition(" ")
-        if kind == "ARGUS_BATCH":
-            try:
-                batch = json.loads(doc)
-            except ValueError:
-                continue
-            total += int(batch.get("stored", 0)) + int(batch.get("dead_letter", 0))
-    return total
+    return sum(int(b.get("stored", 0)) + int(b.get("dead_letter", 0)) for b in driver_lines(log_text, "ARGUS_BATCH"))
 
 
 def _wait_stored(store, cameras, expected, job: StreamJob, timeout: float, log_from: int = 0) -> list[dict]:
@@ -141,14 +146,7 @@ def micro_batches(log_text: str) -> dict:
     no ``ARGUS_BATCH`` line in the text is left out: the driver logs a batch's progress after
     its results, so text cut after a warm-up batch's frames were stored starts with that
     batch's progress."""
-    batches, jobs = [], []
-    for line in log_text.splitlines():
-        kind, _, doc = line.partition(" ")
-        if kind in ("ARGUS_PROGRESS", "ARGUS_BATCH"):
-            try:
-                (batches if kind == "ARGUS_PROGRESS" else jobs).append(json.loads(doc))
-            except ValueError:
-                continue
+    batches, jobs = driver_lines(log_text, "ARGUS_PROGRESS"), driver_lines(log_text, "ARGUS_BATCH")
     ran = {j.get("batch") for j in jobs}
     batches = [b for b in batches if b.get("rows") and (not jobs or b.get("batch") in ran)]
     parts = sorted({k for b in batches for k in b.get("ms", {})})
