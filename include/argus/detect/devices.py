@@ -1,12 +1,14 @@
 """CPU threads and GPU sharing for the process that runs a model.
 
-Must run before TensorFlow executes anything: thread pools and GPU memory settings are
+Must run before the framework executes anything: thread pools and GPU memory settings are
 fixed at first use. Spark executors call it once per Python worker.
 
+- Framework: TensorFlow, unless ``KERAS_BACKEND`` names another Keras 3 backend (``jax``,
+  ``torch``) for the Keras-built models (YOLOv2); the bundled graph models need TensorFlow.
 - CPU: ``ARGUS_CPU_THREADS``, else the cores Spark gave this task, else all cores.
 - GPU: only the GPU Spark assigned to the task is made visible; ``ARGUS_GPU_MEMORY_MB``
   caps this process's share (several processes then fit on one GPU), otherwise memory
-  grows on demand instead of TensorFlow's default of grabbing it all.
+  grows on demand instead of the framework's default of grabbing it all (TensorFlow, JAX).
 - ``ARGUS_MIXED_PRECISION=1``: float16 compute for Keras models (GPUs with tensor cores).
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -26,6 +29,7 @@ class DeviceConfig:
     gpus: tuple[str, ...]
     gpu_memory_mb: int | None
     mixed_precision: bool
+    backend: str = "tensorflow"
 
 
 def _spark_task():
@@ -50,23 +54,40 @@ def cpu_threads() -> int:
     return os.cpu_count() or 1
 
 
-def configure_devices() -> DeviceConfig:
-    """Apply thread and GPU settings once per process; later calls return the first result."""
-    global _configured
-    if _configured is not None:
-        return _configured
-    task = _spark_task()
-    if task is not None and "gpu" in (task.resources() or {}):
-        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(task.resources()["gpu"].addresses)
+def keras_backend() -> str:
+    """The Keras 3 backend this process runs models with (``KERAS_BACKEND``, as Keras reads it)."""
+    return os.environ.get("KERAS_BACKEND", "tensorflow").strip().lower() or "tensorflow"
+
+
+def gpu_total_mb(index: str = "0") -> int | None:
+    """Total memory of one GPU in MiB, from ``nvidia-smi`` (None where it cannot tell)."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits",
+                              "-i", index], capture_output=True, text=True, timeout=20, check=True).stdout
+        return int(out.split()[0])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def memory_fraction(memory_mb: int, total_mb: int | None) -> float | None:
+    """``ARGUS_GPU_MEMORY_MB`` as the fraction of the GPU that JAX and PyTorch take (None: unknown)."""
+    if not total_mb or total_mb <= 0:
+        return None
+    return round(min(1.0, max(memory_mb, 1) / total_mb), 4)
+
+
+def _first_visible_gpu() -> str:
+    return (os.environ.get("CUDA_VISIBLE_DEVICES") or "0").split(",")[0].strip() or "0"
+
+
+def _configure_tensorflow(threads: int, memory: str | None) -> tuple[str, ...]:
     import tensorflow as tf
 
-    threads = cpu_threads()
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
     except RuntimeError:  # TensorFlow already initialised in this process: keep its pools
         log.warning("TensorFlow was initialised before argus configured it; thread settings unchanged")
-    memory = os.environ.get("ARGUS_GPU_MEMORY_MB")
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
         try:
@@ -77,10 +98,66 @@ def configure_devices() -> DeviceConfig:
                 tf.config.experimental.set_memory_growth(gpu, True)
         except RuntimeError:
             log.warning("GPU %s already initialised; memory settings unchanged", gpu.name)
+    return tuple(g.name for g in gpus)
+
+
+def xla_memory_env(memory_mb: int | None, total_mb: int | None) -> dict[str, str]:
+    """The XLA client settings for a JAX process: a pool of ``memory_mb`` when the GPU's size
+    is known, else memory taken on demand (JAX's default takes 75% of the GPU up front)."""
+    fraction = memory_fraction(memory_mb, total_mb) if memory_mb else None
+    if fraction is not None:
+        return {"XLA_PYTHON_CLIENT_MEM_FRACTION": str(fraction)}
+    return {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+
+
+def _configure_jax(memory: str | None) -> tuple[str, ...]:
+    memory_mb = int(memory) if memory else None
+    settings = xla_memory_env(memory_mb, gpu_total_mb(_first_visible_gpu()) if memory_mb else None)
+    if memory_mb and "XLA_PYTHON_CLIENT_MEM_FRACTION" not in settings:
+        log.warning("ARGUS_GPU_MEMORY_MB=%s: the GPU's size is unknown (nvidia-smi); JAX takes memory on demand",
+                    memory)
+    for name, value in settings.items():  # read when XLA's GPU client starts (first JAX op), not at import
+        os.environ.setdefault(name, value)
+    import jax
+
+    return tuple(str(d) for d in jax.devices() if d.platform == "gpu")
+
+
+def _configure_torch(threads: int, memory: str | None) -> tuple[str, ...]:
+    import torch
+
+    torch.set_num_threads(threads)
+    if not torch.cuda.is_available():
+        return ()
+    gpus = tuple(f"cuda:{i}" for i in range(torch.cuda.device_count()))
+    if memory:
+        for i in range(len(gpus)):
+            total = torch.cuda.get_device_properties(i).total_memory // 2**20
+            torch.cuda.set_per_process_memory_fraction(memory_fraction(int(memory), total), i)
+    return gpus
+
+
+def configure_devices() -> DeviceConfig:
+    """Apply thread and GPU settings once per process; later calls return the first result."""
+    global _configured
+    if _configured is not None:
+        return _configured
+    task = _spark_task()
+    if task is not None and "gpu" in (task.resources() or {}):
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(task.resources()["gpu"].addresses)
+    threads = cpu_threads()
+    memory = os.environ.get("ARGUS_GPU_MEMORY_MB")
+    backend = keras_backend()
+    if backend == "jax":
+        gpus = _configure_jax(memory)
+    elif backend == "torch":
+        gpus = _configure_torch(threads, memory)
+    else:
+        gpus = _configure_tensorflow(threads, memory)
     mixed = os.environ.get("ARGUS_MIXED_PRECISION", "0") == "1"
     if mixed:
         import keras
 
         keras.mixed_precision.set_global_policy("mixed_float16")
-    _configured = DeviceConfig(threads, tuple(g.name for g in gpus), int(memory) if memory else None, mixed)
+    _configured = DeviceConfig(threads, gpus, int(memory) if memory else None, mixed, backend)
     return _configured

@@ -1,31 +1,56 @@
-"""Batched resizing shared by the backends."""
+"""Batched resizing shared by the backends.
+
+:func:`resize_batch` runs in the framework the models run in (TensorFlow, or the Keras 3
+backend named by ``KERAS_BACKEND``): on a GPU the resized batch then stays on it.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
+
+from argus.detect.devices import keras_backend
 
 
-def resize_batch(frames: list[np.ndarray], size: tuple[int, int]) -> tf.Tensor:
+def _resize(images: np.ndarray, size: tuple[int, int], backend: str):
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.image.resize(images, size, method="bilinear")
+    from keras import ops
+
+    return ops.image.resize(images.astype(np.float32), size, interpolation="bilinear")
+
+
+def resize_batch(frames: list[np.ndarray], size: tuple[int, int], backend: str | None = None):
     """Stretch-resize RGB uint8 frames to ``size`` (h, w): float32 [N, h, w, 3], values 0..255.
 
     Frames of one camera share a shape, so each group of equal shapes is resized in one op.
+
+    :param backend: the framework whose tensor to return: ``tensorflow`` for the TensorFlow
+        graph models, else (default) the Keras backend of this process.
     """
+    backend = backend or keras_backend()
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, frame in enumerate(frames):
         groups.setdefault(frame.shape, []).append(i)
     if len(groups) == 1:
-        return tf.image.resize(np.stack(frames), size, method="bilinear")
+        return _resize(np.stack(frames), size, backend)
     out = np.empty((len(frames), size[0], size[1], 3), np.float32)
     for idx in groups.values():
-        out[idx] = tf.image.resize(np.stack([frames[i] for i in idx]), size, method="bilinear").numpy()
-    return tf.convert_to_tensor(out)
+        out[idx] = np.asarray(_resize(np.stack([frames[i] for i in idx]), size, backend))
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.convert_to_tensor(out)
+    return out
 
 
-def letterbox_batch(frames: list[np.ndarray], size: tuple[int, int]) -> tuple[tf.Tensor, np.ndarray]:
+def letterbox_batch(frames: list[np.ndarray], size: tuple[int, int]):
     """Resize keeping the aspect ratio and pad to ``size``: float32 [N, h, w, 3] (0..255) and,
     per frame, the ``(top, left, scaled_h, scaled_w)`` of the image inside, as fractions of
     ``size`` (to map boxes back to the frame)."""
+    import tensorflow as tf  # the letterboxing models (BlazeFace, TFLite) run in TensorFlow only
+
     height, width = size
     out = np.zeros((len(frames), height, width, 3), np.float32)
     geometry = np.empty((len(frames), 4), np.float32)

@@ -46,7 +46,7 @@ class SsdBackend:
 
     def preprocess(self, frames: list[np.ndarray]):
         # the graph resizes to 300×300 itself; feeding that size makes its resize a no-op
-        batch = tf.cast(tf.round(resize_batch(frames, self.input_size)), tf.uint8)
+        batch = tf.cast(tf.round(resize_batch(frames, self.input_size, backend="tensorflow")), tf.uint8)
         return batch, None
 
     def infer(self, batch):

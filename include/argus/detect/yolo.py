@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from argus.detect.darknet import DarknetError, nms, parse_cfg, region_decode
+from argus.detect.devices import keras_backend
 from argus.detect.types import Detection, DetectorError
 
 CFG_DIR = Path(__file__).with_name("cfg")
@@ -83,14 +84,15 @@ class YoloBackend:
     """A Darknet YOLOv2 model.
 
     :param name: registry name; :param cfg_path: / :param weights_path: Darknet files;
-    :param class_names: one per region class; :param threads: unused here: TensorFlow's
+    :param class_names: one per region class; :param threads: unused here: the framework's
         thread pools are set process-wide by :func:`argus.detect.devices.configure_devices`.
+
+    The model is Keras 3, so it runs on the backend ``KERAS_BACKEND`` names: TensorFlow by
+    default, JAX or PyTorch on GPU machines without TensorFlow.
     """
 
     def __init__(self, name: str, cfg_path: Path, weights_path: Path, class_names: list[str],
                  threads: int | None = None):
-        import tensorflow as tf
-
         from argus.detect.darknet import build_model, load_weights
 
         self.name, self.class_names, self.threads = name, list(class_names), threads
@@ -112,11 +114,16 @@ class YoloBackend:
             raise DarknetError(f"model {name!r}: {exc}") from exc
         self.network, self.region, self.model = network, region, model
         self.input_size = (network.height, network.width)
-        self._fn = tf.function(
-            lambda x: model(x, training=False),
-            input_signature=[tf.TensorSpec([None, network.height, network.width, 3], tf.float32)],
-            reduce_retracing=True,
-        )
+        if keras_backend() == "tensorflow":
+            import tensorflow as tf
+
+            self._fn = tf.function(
+                lambda x: model(x, training=False),
+                input_signature=[tf.TensorSpec([None, network.height, network.width, 3], tf.float32)],
+                reduce_retracing=True,
+            )
+        else:  # Keras compiles its own predict step for the backend (XLA on JAX)
+            self._fn = model.predict_on_batch
 
     def preprocess(self, frames: list[np.ndarray]):
         from argus.detect.preprocess import resize_batch
