@@ -149,9 +149,16 @@ def _print_json(result: dict, out: str | None) -> int:
 
 
 def cmd_bench_detector(args: argparse.Namespace) -> int:
-    from argus.bench.detector import bench_detector
+    from argus.bench.detector import bench_detector, bench_detector_processes
 
-    result = bench_detector(args.model, args.batch, args.seconds)
+    if args.processes < 1:
+        err.print(f"--processes must be at least 1, got {args.processes}")
+        return 2
+    if args.processes == 1 and args.threads is None:
+        result = bench_detector(args.model, args.batch, args.seconds)
+    else:  # N model processes at once, as N executors sharing a machine (or a GPU)
+        threads = args.threads or max(1, (os.cpu_count() or 1) // args.processes)
+        result = bench_detector_processes(args.model, args.batch, args.seconds, args.processes, threads)
     return _print_json(result, args.json)
 
 
@@ -462,6 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seconds", type=float, default=20.0, help="measured time (after warm-up)")
+    p.add_argument("--processes", type=int, default=1,
+                   help="model processes running at once, e.g. executors sharing one GPU (images/s summed)")
+    p.add_argument("--threads", type=int, help="CPU threads per process (default: the cores / --processes)")
     p.add_argument("--json", metavar="OUT", help="also write the result to this file")
     p.set_defaults(func=cmd_bench_detector)
 

@@ -46,3 +46,17 @@ def test_bench_detector_writes_the_documented_keys(tmp_path):
     assert result["model"] == "blazeface" and result["batch"] == 2 and result["images"] >= 2
     assert result["img_per_s"] > 0 and result["bare_img_per_s"] > 0
     assert abs(result["ratio"] - result["img_per_s"] / result["bare_img_per_s"]) < 0.01
+
+
+def test_bench_detector_runs_processes_side_by_side(tmp_path):
+    """``--processes``: N model processes at once, as N executors sharing a machine or a GPU."""
+    out = tmp_path / "bench.json"
+    proc = run("bench", "detector", "--model", "blazeface", "--batch", "2", "--seconds", "1",
+               "--processes", "2", "--threads", "1", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["processes"] == 2 and result["cpu_threads"] == 1 and result["backend"] == "tensorflow"
+    assert result["images"] >= 4  # each process ran at least one batch of 2
+    assert abs(result["ratio"] - result["img_per_s"] / result["bare_img_per_s"]) < 0.01
+    proc = run("bench", "detector", "--model", "blazeface", "--processes", "0")
+    assert proc.returncode == 2 and "--processes must be at least 1" in proc.stderr

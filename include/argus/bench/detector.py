@@ -53,6 +53,7 @@ def bench_detector(model: str, batch: int, seconds: float, frame_size: tuple[int
         "frame_size": list(frame_size),
         "cpu_threads": devices.cpu_threads,
         "gpus": list(devices.gpus),
+        "backend": devices.backend,
     }
 
 
