@@ -29,10 +29,13 @@ def test_threads_follow_the_environment_then_the_machine(monkeypatch):
     assert cpu_threads() == (os.cpu_count() or 1)  # no Spark task in this process
 
 
-def test_keras_backend_follows_the_environment(monkeypatch):
+def test_keras_backend_is_found_as_keras_finds_it(monkeypatch, tmp_path):
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
-    assert keras_backend() == "tensorflow"
-    monkeypatch.setenv("KERAS_BACKEND", " JAX ")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert keras_backend() == "tensorflow"  # no setting anywhere
+    (tmp_path / "keras.json").write_text(json.dumps({"backend": "torch", "floatx": "float32"}))
+    assert keras_backend() == "torch"
+    monkeypatch.setenv("KERAS_BACKEND", " JAX ")  # the environment wins, as in Keras
     assert keras_backend() == "jax"
 
 

@@ -14,6 +14,7 @@ fixed at first use. Spark executors call it once per Python worker.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -55,8 +56,18 @@ def cpu_threads() -> int:
 
 
 def keras_backend() -> str:
-    """The Keras 3 backend this process runs models with (``KERAS_BACKEND``, as Keras reads it)."""
-    return os.environ.get("KERAS_BACKEND", "tensorflow").strip().lower() or "tensorflow"
+    """The Keras 3 backend this process runs models with, found as Keras finds it:
+    ``KERAS_BACKEND``, else ``backend`` in ``$KERAS_HOME/keras.json`` (``~/.keras``), else
+    TensorFlow."""
+    name = os.environ.get("KERAS_BACKEND", "").strip()
+    if not name:
+        home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+        try:
+            with open(os.path.join(home, "keras.json")) as f:
+                name = str(json.load(f).get("backend", ""))
+        except (OSError, ValueError, AttributeError):
+            name = ""
+    return name.strip().lower() or "tensorflow"
 
 
 def gpu_total_mb(index: str = "0") -> int | None:
