@@ -154,6 +154,9 @@ def cmd_bench_detector(args: argparse.Namespace) -> int:
     if args.processes < 1:
         err.print(f"--processes must be at least 1, got {args.processes}")
         return 2
+    if args.threads is not None and args.threads < 1:
+        err.print(f"--threads must be at least 1, got {args.threads}")
+        return 2
     if args.processes == 1 and args.threads is None:
         result = bench_detector(args.model, args.batch, args.seconds)
     else:  # N model processes at once, as N executors sharing a machine (or a GPU)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from argus.detect import darknet as dk
-from argus.detect.devices import cpu_threads, keras_backend, memory_fraction, xla_memory_env
+from argus.detect.devices import cpu_threads, framework_for, keras_backend, memory_fraction, xla_memory_env
 from argus.detect.yolo import YoloBackend, write_cfg
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,8 +35,15 @@ def test_keras_backend_is_found_as_keras_finds_it(monkeypatch, tmp_path):
     assert keras_backend() == "tensorflow"  # no setting anywhere
     (tmp_path / "keras.json").write_text(json.dumps({"backend": "torch", "floatx": "float32"}))
     assert keras_backend() == "torch"
-    monkeypatch.setenv("KERAS_BACKEND", " JAX ")  # the environment wins, as in Keras
+    monkeypatch.setenv("KERAS_BACKEND", "jax")  # the environment wins, as in Keras
     assert keras_backend() == "jax"
+
+
+def test_each_model_family_runs_in_its_framework(monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert framework_for("yolov2") == "jax"  # Keras-built
+    for family in ("centernet", "tf-od-api", "blazeface"):  # TensorFlow graphs, whatever Keras runs on
+        assert framework_for(family) == "tensorflow"
 
 
 def test_memory_cap_as_a_fraction_of_the_gpu():

@@ -12,7 +12,7 @@ import os
 import time
 
 from argus.detect import Detector
-from argus.detect.devices import configure_devices
+from argus.detect.devices import configure_devices, framework_for
 from argus.images import sample_frames
 
 
@@ -41,7 +41,7 @@ def bench_detector(model: str, batch: int, seconds: float, frame_size: tuple[int
         bare_s += t2 - t1
         rounds += 1
     images = rounds * batch
-    devices = configure_devices()
+    devices = configure_devices(framework_for(detector.spec.family))
     return {
         "model": model,
         "batch": batch,

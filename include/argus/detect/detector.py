@@ -103,9 +103,9 @@ def load_backend(spec: ModelSpec) -> Backend:
     with _lock:
         backend = _backends.get(spec.name)
         if backend is None:
-            from argus.detect.devices import configure_devices
+            from argus.detect.devices import configure_devices, framework_for
 
-            threads = configure_devices().cpu_threads
+            threads = configure_devices(framework_for(spec.family)).cpu_threads
             try:
                 backend = _load(spec, threads)
             except DetectorError:

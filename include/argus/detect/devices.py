@@ -21,7 +21,7 @@ import subprocess
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
-_configured: DeviceConfig | None = None
+_configured: dict[str, DeviceConfig] = {}  # by framework: one process can hold TF graphs and a JAX model
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def keras_backend() -> str:
     """The Keras 3 backend this process runs models with, found as Keras finds it:
     ``KERAS_BACKEND``, else ``backend`` in ``$KERAS_HOME/keras.json`` (``~/.keras``), else
     TensorFlow."""
-    name = os.environ.get("KERAS_BACKEND", "").strip()
+    name = os.environ.get("KERAS_BACKEND", "")
     if not name:
         home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
         try:
@@ -67,7 +67,7 @@ def keras_backend() -> str:
                 name = str(json.load(f).get("backend", ""))
         except (OSError, ValueError, AttributeError):
             name = ""
-    return name.strip().lower() or "tensorflow"
+    return name or "tensorflow"
 
 
 def gpu_total_mb(index: str = "0") -> int | None:
@@ -127,8 +127,11 @@ def _configure_jax(memory: str | None) -> tuple[str, ...]:
     if memory_mb and "XLA_PYTHON_CLIENT_MEM_FRACTION" not in settings:
         log.warning("ARGUS_GPU_MEMORY_MB=%s: the GPU's size is unknown (nvidia-smi); JAX takes memory on demand",
                     memory)
+    if "XLA_CLIENT_MEM_FRACTION" in os.environ:  # set by hand (jaxlib refuses both names at once)
+        settings.pop("XLA_PYTHON_CLIENT_MEM_FRACTION", None)
     for name, value in settings.items():  # read when XLA's GPU client starts (first JAX op), not at import
         os.environ.setdefault(name, value)
+    # CPU threads are XLA's own choice here: JAX is for GPU machines, where they matter little
     import jax
 
     return tuple(str(d) for d in jax.devices() if d.platform == "gpu")
@@ -148,20 +151,26 @@ def _configure_torch(threads: int, memory: str | None) -> tuple[str, ...]:
     return gpus
 
 
-def configure_devices() -> DeviceConfig:
-    """Apply thread and GPU settings once per process; later calls return the first result."""
-    global _configured
-    if _configured is not None:
-        return _configured
+def framework_for(family: str) -> str:
+    """The framework a model family runs in: the Keras backend for the Keras-built YOLOv2,
+    TensorFlow for the graph models (CenterNet, SSD, BlazeFace)."""
+    return keras_backend() if family == "yolov2" else "tensorflow"
+
+
+def configure_devices(framework: str | None = None) -> DeviceConfig:
+    """Apply thread and GPU settings for ``framework`` (default: the Keras backend) once per
+    process; later calls for the same framework return the first result."""
+    framework = framework or keras_backend()
+    if framework in _configured:
+        return _configured[framework]
     task = _spark_task()
     if task is not None and "gpu" in (task.resources() or {}):
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(task.resources()["gpu"].addresses)
     threads = cpu_threads()
     memory = os.environ.get("ARGUS_GPU_MEMORY_MB")
-    backend = keras_backend()
-    if backend == "jax":
+    if framework == "jax":
         gpus = _configure_jax(memory)
-    elif backend == "torch":
+    elif framework == "torch":
         gpus = _configure_torch(threads, memory)
     else:
         gpus = _configure_tensorflow(threads, memory)
@@ -170,5 +179,5 @@ def configure_devices() -> DeviceConfig:
         import keras
 
         keras.mixed_precision.set_global_policy("mixed_float16")
-    _configured = DeviceConfig(threads, gpus, int(memory) if memory else None, mixed, backend)
-    return _configured
+    _configured[framework] = DeviceConfig(threads, gpus, int(memory) if memory else None, mixed, framework)
+    return _configured[framework]

@@ -21,6 +21,14 @@ def _resize(images: np.ndarray, size: tuple[int, int], backend: str):
     return ops.image.resize(images.astype(np.float32), size, interpolation="bilinear")
 
 
+def _to_numpy(tensor, backend: str) -> np.ndarray:
+    if backend == "tensorflow":
+        return tensor.numpy()
+    from keras import ops
+
+    return ops.convert_to_numpy(tensor)  # from a GPU too (torch tensors on cuda refuse np.asarray)
+
+
 def resize_batch(frames: list[np.ndarray], size: tuple[int, int], backend: str | None = None):
     """Stretch-resize RGB uint8 frames to ``size`` (h, w): float32 [N, h, w, 3], values 0..255.
 
@@ -37,7 +45,7 @@ def resize_batch(frames: list[np.ndarray], size: tuple[int, int], backend: str |
         return _resize(np.stack(frames), size, backend)
     out = np.empty((len(frames), size[0], size[1], 3), np.float32)
     for idx in groups.values():
-        out[idx] = np.asarray(_resize(np.stack([frames[i] for i in idx]), size, backend))
+        out[idx] = _to_numpy(_resize(np.stack([frames[i] for i in idx]), size, backend), backend)
     if backend == "tensorflow":
         import tensorflow as tf
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from argus.detect.darknet import DarknetError, nms, parse_cfg, region_decode
-from argus.detect.devices import keras_backend
 from argus.detect.types import Detection, DetectorError
 
 CFG_DIR = Path(__file__).with_name("cfg")
@@ -114,7 +113,10 @@ class YoloBackend:
             raise DarknetError(f"model {name!r}: {exc}") from exc
         self.network, self.region, self.model = network, region, model
         self.input_size = (network.height, network.width)
-        if keras_backend() == "tensorflow":
+        import keras
+
+        self.framework = keras.config.backend()  # what Keras runs the model in, read once
+        if self.framework == "tensorflow":
             import tensorflow as tf
 
             self._fn = tf.function(
@@ -128,7 +130,7 @@ class YoloBackend:
     def preprocess(self, frames: list[np.ndarray]):
         from argus.detect.preprocess import resize_batch
 
-        batch = resize_batch(frames, self.input_size) / 255.0
+        batch = resize_batch(frames, self.input_size, backend=self.framework) / 255.0
         sizes = np.asarray([frame.shape[:2] for frame in frames], np.int64).reshape(-1, 2)
         return batch, sizes
 
