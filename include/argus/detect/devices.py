@@ -3,8 +3,8 @@
 Must run before the framework executes anything: thread pools and GPU memory settings are
 fixed at first use. Spark executors call it once per Python worker.
 
-- Framework: TensorFlow, unless ``KERAS_BACKEND`` names another Keras 3 backend (``jax``,
-  ``torch``) for the Keras-built models (YOLOv2); the bundled graph models need TensorFlow.
+- Framework: TensorFlow for the bundled graph models; the Keras-built YOLOv2 runs on the Keras 3
+  backend Keras is set to (``KERAS_BACKEND``, else ``keras.json``: ``jax``, ``torch``, ...).
 - CPU: ``ARGUS_CPU_THREADS``, else the cores Spark gave this task, else all cores.
 - GPU: only the GPU Spark assigned to the task is made visible; ``ARGUS_GPU_MEMORY_MB``
   caps this process's share (several processes then fit on one GPU), otherwise memory

@@ -1,7 +1,7 @@
 """Batched resizing shared by the backends.
 
-:func:`resize_batch` runs in the framework the models run in (TensorFlow, or the Keras 3
-backend named by ``KERAS_BACKEND``): on a GPU the resized batch then stays on it.
+:func:`resize_batch` runs in the framework the model runs in (TensorFlow, or the Keras 3
+backend Keras is set to): on a GPU the resized batch then stays on it.
 """
 
 from __future__ import annotations

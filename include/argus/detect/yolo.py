@@ -86,8 +86,8 @@ class YoloBackend:
     :param class_names: one per region class; :param threads: unused here: the framework's
         thread pools are set process-wide by :func:`argus.detect.devices.configure_devices`.
 
-    The model is Keras 3, so it runs on the backend ``KERAS_BACKEND`` names: TensorFlow by
-    default, JAX or PyTorch on GPU machines without TensorFlow.
+    The model is Keras 3, so it runs on the backend Keras is set to (``KERAS_BACKEND``, else
+    ``keras.json``): TensorFlow by default, JAX or PyTorch on GPU machines without TensorFlow.
     """
 
     def __init__(self, name: str, cfg_path: Path, weights_path: Path, class_names: list[str],
