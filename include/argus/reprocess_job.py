@@ -7,6 +7,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from argus import process
 from argus.archive import ARCHIVE_ROOT
 from argus.config import ArgusConfig
 from argus.spark import SubmitResult, parse_result_line, submit, submit_argv, submit_env
@@ -81,9 +82,8 @@ class ReprocessJobSpec:
         """Start without waiting, in its own process group (stdout: the job's lines)."""
         cfg = cfg or ArgusConfig()
         log = open(log_path, "a") if log_path else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
-        return subprocess.Popen(self.argv(cfg), env={**os.environ, **submit_env(cfg)}, stdout=subprocess.PIPE,
-                                stderr=log, stdin=subprocess.DEVNULL, text=True, start_new_session=True,
-                                cwd=cfg.root)
+        return process.spawn_detached(self.argv(cfg), env={**os.environ, **submit_env(cfg)}, cwd=cfg.root,
+                                      stdout=subprocess.PIPE, stderr=log, text=True)
 
 
 def parse_line(line: str) -> tuple[str, dict] | None:

@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from argus import process
 from argus.config import ArgusConfig
 from argus.spark import submit_argv, submit_env
 
@@ -122,8 +123,7 @@ class StreamJob:
         argv = argv or self.command(launch_id)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("a") as log:
-            self.proc = subprocess.Popen(argv, env=env or self.environment(), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.cfg.root)
+            self.proc = process.spawn_detached(argv, env=env or self.environment(), cwd=self.cfg.root, stdout=log)
         return self
 
     @property
@@ -131,17 +131,8 @@ class StreamJob:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> None:
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(30)
+        if self.proc is not None:
+            process.stop_group(self.proc, sig, timeout)
 
     def kill(self) -> None:
         """SIGKILL the driver's whole process group: a crash, as far as Spark can tell."""

@@ -1,5 +1,6 @@
 """`argus stack` as a user runs it, on a private state dir and private ports so that the
-shared session stack is never touched."""
+shared session stack is never touched; and the stack surviving what happens to machines (a
+stepped wall clock, a service killed, pid files lost or of an older format)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from argus.stack import process
+from argus import process
+from argus.config import ArgusConfig
+from argus.stack.manager import Stack
 
 ARGUS = [sys.executable, "-m", "argus.cli"]
 HDFS_PORTS = ("hdfs_namenode", "hdfs_http", "hdfs_datanode", "hdfs_datanode_http", "hdfs_datanode_ipc",
@@ -125,3 +128,108 @@ def test_hdfs_data_survives_down_and_up_unless_reset(private_env):
     assert client.status("/keep/me.txt", strict=False) is None
     argus(env, "stack", "down")
     shutil.rmtree(Path(env["ARGUS_STATE_DIR"]) / "data", ignore_errors=True)
+
+
+# ---- a private Kafka + Airflow stack: a JVM daemon, and Airflow, whose setproctitle rewrites
+# its command line and environment (no tag to find it by) ----
+PRIVATE_SERVICES = ("kafka", "airflow")
+PRIVATE_PORTS = ("kafka", "kafka_controller", "airflow_api")
+
+
+@pytest.fixture(scope="module")
+def private_stack(tmp_path_factory):
+    patch = pytest.MonkeyPatch()
+    patch.setenv("ARGUS_STATE_DIR", str(tmp_path_factory.mktemp("stack") / "state"))
+    for name, port in zip(PRIVATE_PORTS, free_ports(len(PRIVATE_PORTS))):
+        patch.setenv(f"ARGUS_PORT_{name.upper()}", str(port))
+    stack = Stack(ArgusConfig(), reporter=lambda svc, msg: print(f"[private stack] {svc}: {msg}", flush=True))
+    try:
+        stack.up(PRIVATE_SERVICES)
+        yield stack
+    finally:
+        stack.down()
+        patch.undo()
+
+
+def _pids(stack: Stack) -> dict[str, int]:
+    return {s.name: s.pid for s in stack.status(PRIVATE_SERVICES)}
+
+
+def _leaders(stack: Stack) -> dict[str, int]:
+    """How many processes of the state dir lead a session running each service's program."""
+    words = {"kafka": "kafka.Kafka", "airflow-api-server": "api", "airflow-scheduler": "scheduler",
+             "airflow-dag-processor": "dag-processor", "airflow-triggerer": "triggerer"}
+    counts = dict.fromkeys(words, 0)
+    for proc in psutil.process_iter():
+        try:
+            if os.getsid(proc.pid) != proc.pid or not process.works_in(proc, stack.cfg.state_dir):
+                continue
+            cmdline = " ".join(proc.cmdline())
+        except (psutil.Error, OSError):
+            continue
+        for name, word in words.items():
+            if word in cmdline:
+                counts[name] += 1
+    return counts
+
+
+def _left_behind(state_dir: Path, ports: list[int]) -> list[str]:
+    """Every process that still has anything to do with the stack: its state dir in its
+    working dir, command line or environment, or one of its ports."""
+    left = []
+    for proc in psutil.process_iter():
+        try:
+            seen = (process.works_in(proc, state_dir) or str(state_dir) in " ".join(proc.cmdline())
+                    or any(str(state_dir) in v for v in proc.environ().values()))
+            if seen and proc.status() != psutil.STATUS_ZOMBIE:
+                left.append(f"pid {proc.pid}: {' '.join(proc.cmdline())[:120]}")
+        except (psutil.Error, OSError):
+            continue
+    left += [f"port {port}: pid {pid}" for port, pid in process.listeners("127.0.0.1", ports).items()]
+    return left
+
+
+def test_up_after_a_killed_service_adopts_the_rest_and_restarts_it(private_stack):
+    stack = private_stack
+    before = _pids(stack)
+    assert all(before.values()) and _leaders(stack) == dict.fromkeys(before, 1)
+    # kafka dies; the api-server's pid file is lost; the scheduler's is of the older format
+    os.killpg(before["kafka"], 9)
+    psutil.wait_procs([psutil.Process(before["kafka"])], timeout=30)
+    stack.cfg.pid_file("airflow-api-server").unlink()
+    stack.cfg.pid_file("airflow-scheduler").write_text(f"{before['airflow-scheduler']} 1796319187.43")
+    assert {s.name: s.state for s in stack.status(PRIVATE_SERVICES)}["kafka"] == "dead"
+
+    result = stack.up(PRIVATE_SERVICES)
+
+    assert result.started == ["kafka"]
+    assert sorted(result.already_running) == sorted(n for n in before if n != "kafka")
+    after = _pids(stack)
+    assert {n: p for n, p in after.items() if n != "kafka"} == {n: p for n, p in before.items() if n != "kafka"}
+    assert after["kafka"] != before["kafka"]
+    assert _leaders(stack) == dict.fromkeys(before, 1), "a service was started twice"
+    assert all(s.state == "ready" for s in stack.status(PRIVATE_SERVICES))
+
+
+def test_a_stepped_clock_changes_nothing_and_down_leaves_nothing(private_stack, monkeypatch):
+    stack = private_stack
+    before = _pids(stack)
+    from psutil import _pslinux
+
+    # an NTP step after boot: psutil's create_time() (boot time from the wall clock + ticks) moves
+    real_boot = _pslinux.boot_time
+    kafka_created = psutil.Process(before["kafka"]).create_time()
+    monkeypatch.setattr(_pslinux, "boot_time", lambda: real_boot() + 11.0)
+    monkeypatch.setattr(psutil, "boot_time", lambda: real_boot() + 11.0)
+    assert psutil.Process(before["kafka"]).create_time() > kafka_created + 10
+
+    statuses = stack.status(PRIVATE_SERVICES)
+    assert {s.name: (s.state, s.pid) for s in statuses} == {n: ("ready", p) for n, p in before.items()}
+
+    ports = [stack.cfg.port(p) for p in PRIVATE_PORTS]
+    stopped = stack.down()
+    assert sorted(stopped) == sorted(before)
+    assert all(not psutil.pid_exists(p) or psutil.Process(p).status() == psutil.STATUS_ZOMBIE
+               for p in before.values())
+    assert _left_behind(stack.cfg.state_dir, ports) == []
+    assert {s.state for s in stack.status(PRIVATE_SERVICES)} == {"stopped"}

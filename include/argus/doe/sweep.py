@@ -32,7 +32,6 @@ import json
 import math
 import os
 import re
-import signal
 import subprocess
 import threading
 import time
@@ -45,6 +44,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from argus import process
 from argus.config import ArgusConfig
 from argus.doe.designs import KINDS, DesignError, Factor, make_design
 from argus.doe.model import clean
@@ -408,24 +408,10 @@ def doe_archive(cfg: ArgusConfig, seconds: float) -> tuple[str, list[tuple[Path,
     return f"{cfg.hdfs_uri}{root}", layout
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 def stop_point(proc: subprocess.Popen | None) -> None:
     """Stop a point's job (its whole process group: spark-submit and the driver)."""
-    if proc is not None and proc.poll() is None:
-        _kill_group(proc)
+    if proc is not None:
+        process.stop_group(proc, timeout=20)
 
 
 def _archive_point(run: dict, seconds: float, cfg: ArgusConfig, *, model: str, window_s: float,
@@ -441,7 +427,7 @@ def _archive_point(run: dict, seconds: float, cfg: ArgusConfig, *, model: str, w
     proc = spec.start(cfg, log_path)
     if on_start is not None:
         on_start(proc)
-    timer = threading.Timer(timeout, _kill_group, args=(proc,))
+    timer = threading.Timer(timeout, stop_point, args=(proc,))
     timer.daemon = True
     timer.start()
     result, tail = None, deque(maxlen=40)

@@ -143,6 +143,8 @@ class _AirflowComponent(Service):
     health_key: str = ""
     requires = ("airflow-api-server",)
     startup_timeout = 180.0
+    # setproctitle rewrites the command line ("airflow api_server -- host:..."), keeping this word
+    marker = "airflow"
 
     def env(self, ctx: StackContext) -> dict[str, str]:
         return airflow_env(ctx.cfg)

@@ -4,7 +4,7 @@ namespaces, pre-split tables and TTLs, which Thrift v1 cannot express)."""
 
 from __future__ import annotations
 
-from argus.stack.process import START_MARKER
+from argus.process import START_MARKER
 from argus.stack.service import (
     LOG4J2_STDOUT, Service, StackContext, listening, write_hadoop_xml, write_properties,
 )
@@ -35,6 +35,7 @@ def _opts(ctx: StackContext) -> tuple[str, ...]:
 
 class HBaseService(Service):
     name = "hbase"
+    marker = "org.apache.hadoop.hbase.master.HMaster"
     group = "hbase"
     ports = ("zookeeper", "hbase_master", "hbase_regionserver", "hbase_master_info", "hbase_regionserver_info")
     pom = "hbase"
@@ -134,7 +135,7 @@ class HBaseThriftService(_ThriftServerService):
 
     name = "hbase-thrift"
     ports = ("hbase_thrift",)
-    main_class = "org.apache.hadoop.hbase.thrift.ThriftServer"
+    main_class = marker = "org.apache.hadoop.hbase.thrift.ThriftServer"
     port_name, scheme = "hbase_thrift", "thrift"
 
     def answers(self, host: str, port: int) -> bool:
@@ -153,7 +154,7 @@ class HBaseThrift2Service(_ThriftServerService):
 
     name = "hbase-thrift2"
     ports = ("hbase_thrift2",)
-    main_class = "org.apache.hadoop.hbase.thrift2.ThriftServer"
+    main_class = marker = "org.apache.hadoop.hbase.thrift2.ThriftServer"
     port_name, scheme = "hbase_thrift2", "thrift2"
     heap = "256m"
 

@@ -89,7 +89,7 @@ class _HdfsDaemon(Service):
 class NameNodeService(_HdfsDaemon):
     name = "hdfs-namenode"
     ports = ("hdfs_namenode", "hdfs_http")
-    main_class = "org.apache.hadoop.hdfs.server.namenode.NameNode"
+    main_class = marker = "org.apache.hadoop.hdfs.server.namenode.NameNode"
     startup_timeout = 120.0
 
     def url(self, cfg):
@@ -121,7 +121,7 @@ class DataNodeService(_HdfsDaemon):
     name = "hdfs-datanode"
     ports = ("hdfs_datanode", "hdfs_datanode_http", "hdfs_datanode_ipc", "hdfs_datanode_proxy")
     requires = ("hdfs-namenode",)
-    main_class = "org.apache.hadoop.hdfs.server.datanode.DataNode"
+    main_class = marker = "org.apache.hadoop.hdfs.server.datanode.DataNode"
     heap = "384m"
     startup_timeout = 120.0
 

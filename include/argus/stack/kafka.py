@@ -13,6 +13,7 @@ FRAME_MAX_BYTES = 16 * 2**20
 
 class KafkaService(Service):
     name = "kafka"
+    marker = "kafka.Kafka"
     group = "kafka"
     ports = ("kafka", "kafka_controller")
     pom = "kafka"

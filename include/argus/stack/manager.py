@@ -1,21 +1,24 @@
 """Bring the local stack up and down, and report on it.
 
-``up`` starts services in parallel, each as soon as the services it requires are ready;
-a service that is already running and ready is left alone, so ``up`` twice is harmless.
-``down`` stops dependents first, then sweeps any process still tagged with this stack.
+``up`` starts services in parallel, each as soon as the services it requires are ready; a
+service that is already running (found by :func:`argus.process.find_daemon`, pid file or not)
+is adopted: waited for if it is still starting, left alone once ready, so ``up`` twice, or
+after an ``up`` that failed half-way, starts nothing twice. ``down`` stops dependents first,
+then sweeps any process still tagged with this stack or left working in its state dir.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
+from argus import process
 from argus.config import ArgusConfig
 from argus.jvm import SetupError, fetch_jars
-from argus.stack import process
 from argus.stack.service import Service, StackContext
 from argus.stack.services import SERVICES, by_name, resolve
 
@@ -28,7 +31,9 @@ class StackError(RuntimeError):
 class ServiceStatus:
     name: str
     group: str
-    state: str  # ready | starting | stopped | dead
+    #: ready | starting | stopped | dead (its pid file names a process that is gone) |
+    #: foreign (answering on its ports, but no process of this stack serves them)
+    state: str
     pid: int | None
     ports: dict[str, int]
     url: str | None
@@ -56,17 +61,30 @@ class Stack:
         self.report: Reporter = reporter or (lambda service, msg: None)
 
     # ---- status ----
-    def pid(self, svc: Service) -> int | None:
-        return process.live_pid(self.cfg.pid_file(svc.name))
+    def find(self, svc: Service) -> process.FoundDaemon:
+        """The service's running processes; one found other than by its pid file is adopted
+        (its pid file rewritten), so that later calls find it directly."""
+        pid_file = self.cfg.pid_file(svc.name)
+        found = process.find_daemon(
+            pid_file, stack_id=self.ctx.stack_id, service=svc.name, state_dir=self.cfg.state_dir,
+            host=self.cfg.host, ports=[self.cfg.port(p) for p in svc.ports], marker=svc.marker)
+        if found.root is not None and found.how != "pid file":
+            pid_file.parent.mkdir(parents=True, exist_ok=True)
+            pid_file.write_text(found.root.encode())
+            self.report(svc.name, f"adopted pid {found.root.pid} (found by its {found.how})")
+        return found
 
     def status(self, names: Iterable[str] | None = None) -> list[ServiceStatus]:
         out = []
         for svc in resolve(names, with_requirements=False):
-            pid = self.pid(svc)
-            healthy = False
-            if pid is not None:
-                healthy = _safe_ready(svc, self.ctx)
+            found = self.find(svc)
+            pid = found.root.pid if found.root is not None else None
+            healthy = _safe_ready(svc, self.ctx)
+            if found.processes:
                 state = "ready" if healthy else "starting"
+            elif healthy:
+                state = "foreign"
+                healthy = False  # answering, but not ours: nothing this stack can vouch for
             else:
                 state = "dead" if self.cfg.pid_file(svc.name).exists() else "stopped"
             out.append(ServiceStatus(
@@ -95,7 +113,7 @@ class Stack:
                     if dep in failed:
                         raise StackError(f"not started: {dep} failed")
                 started = time.monotonic()
-                if self.pid(svc) is not None and _safe_ready(svc, self.ctx):
+                if self._adopt(svc):
                     with lock:
                         result.already_running.append(svc.name)
                     self.report(svc.name, "already running")
@@ -125,7 +143,7 @@ class Stack:
             self.ctx.java  # noqa: B018 - raises SetupError naming what is missing
         problems = []
         for svc in services:
-            if self.pid(svc) is not None:
+            if self.find(svc).processes:  # ours, whatever holds its ports: adopted or restarted
                 continue
             for port_name in svc.ports:
                 port = self.cfg.port(port_name)
@@ -140,11 +158,30 @@ class Stack:
         for pom in sorted({s.pom for s in services if s.pom}):
             fetch_jars(self.cfg, pom)
 
+    def _adopt(self, svc: Service) -> bool:
+        """Whether the service already runs and is ready, after waiting out a start that is
+        still under way (an earlier ``up`` that gave up on another service, say). A service
+        that does not become ready in its start-up time is stopped, for :meth:`_start`."""
+        found = self.find(svc)
+        if not found.processes:
+            return False
+        if found.root is None:  # what a dead daemon left behind (children, a port held)
+            self.report(svc.name, f"stopping {len(found.processes)} process(es) left by its last run")
+            process.terminate(found.processes)
+            return False
+        deadline = time.monotonic() + svc.startup_timeout
+        while time.monotonic() < deadline:
+            if _safe_ready(svc, self.ctx):
+                return True
+            if found.root is None or not found.root.alive():
+                break
+            time.sleep(1.0)
+        self.report(svc.name, "running but not ready: restarting it")
+        process.terminate(self.find(svc).processes)
+        return False
+
     def _start(self, svc: Service) -> None:
         log = self.cfg.log_file(svc.name)
-        stale = self.pid(svc)
-        if stale is not None:  # running but not healthy: restart it cleanly
-            process.terminate(self._processes(svc))
         self.report(svc.name, "starting")
         try:
             svc.prepare(self.ctx)
@@ -152,10 +189,10 @@ class Stack:
             raise
         except Exception as exc:
             raise StackError(f"preparing {svc.name} failed: {exc} (log: {log})") from exc
-        pid = process.spawn(
+        pid = process.spawn_daemon(
             svc.argv(self.ctx), env=svc.env(self.ctx), log_file=log,
             pid_file=self.cfg.pid_file(svc.name), cwd=self.cfg.state_dir,
-            stack_id=self.ctx.stack_id, service=svc.name,
+            stack_id=self.ctx.stack_id, service=svc.name, marker=svc.marker,
         )
         deadline = time.monotonic() + svc.startup_timeout
         while time.monotonic() < deadline:
@@ -173,7 +210,7 @@ class Stack:
         )
 
     def _processes(self, svc: Service):
-        return process.service_processes(self.cfg.pid_file(svc.name), self.ctx.stack_id, svc.name)
+        return self.find(svc).processes
 
     # ---- down ----
     def down(self, names: Iterable[str] | None = None, *, reset: bool = False) -> list[str]:
@@ -200,13 +237,25 @@ class Stack:
             process.terminate(procs)
             for svc in level:
                 self.cfg.pid_file(svc.name).unlink(missing_ok=True)
-        if names is None:  # everything: sweep whatever else carries our tag
-            process.terminate(process.tagged(self.ctx.stack_id))
+        if names is None:  # everything: sweep whatever else carries our tag or works in our state dir
+            left = {p.pid: p for p in (*process.tagged(self.ctx.stack_id), *self.strays())}
+            process.terminate(left.values())
         if reset:
             for svc in SERVICES:
                 if svc.name in chosen:
                     svc.reset(self.cfg)
         return stopped
+
+
+    def strays(self) -> list:
+        """Processes of this stack that no pid file or tag accounts for any more: the stack's
+        Java or Python programs working in its state dir."""
+        programs = [sys.executable]
+        try:
+            programs.append(self.ctx.java.executable)
+        except SetupError:  # no Java here: no JVM of ours either
+            pass
+        return process.strays(self.cfg.state_dir, programs)
 
 
 def _levels(services: list[Service]) -> list[list[Service]]:

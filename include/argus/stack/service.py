@@ -48,6 +48,9 @@ class Service:
     startup_timeout: ClassVar[float] = 180.0
     #: folders under the state dir's data/ that ``--reset`` wipes
     data: ClassVar[tuple[str, ...]] = ()
+    #: a word of the daemon's command line that stays there while it runs (its main class, its
+    #: program's name), checked with its start time so that no other process is taken for it
+    marker: ClassVar[str | None] = None
 
     def url(self, cfg: ArgusConfig) -> str | None:
         """The address a user opens or a client connects to."""

@@ -47,6 +47,7 @@ def master_json(ctx: StackContext) -> dict | None:
 
 class SparkMasterService(Service):
     name = "spark-master"
+    marker = "org.apache.spark.deploy.master.Master"
     group = "spark"
     ports = ("spark_master", "spark_master_ui")
     startup_timeout = 120.0
@@ -62,7 +63,7 @@ class SparkMasterService(Service):
 
     def argv(self, ctx: StackContext) -> list[str]:
         cfg = ctx.cfg
-        return [str(spark_home() / "bin" / "spark-class"), "org.apache.spark.deploy.master.Master",
+        return [str(spark_home() / "bin" / "spark-class"), self.marker,
                 "--host", cfg.host, "--port", str(cfg.port("spark_master")),
                 "--webui-port", str(cfg.port("spark_master_ui"))]
 
@@ -72,6 +73,7 @@ class SparkMasterService(Service):
 
 class SparkWorkerService(Service):
     name = "spark-worker"
+    marker = "org.apache.spark.deploy.worker.Worker"
     group = "spark"
     ports = ("spark_worker_ui",)
     requires = ("spark-master",)
@@ -90,7 +92,7 @@ class SparkWorkerService(Service):
         # a GPU) and a reprocessing job start while the streaming job holds the machine's cores
         cores = os.environ.get("ARGUS_SPARK_WORKER_CORES", str(worker_slots()))
         memory = os.environ.get("ARGUS_SPARK_WORKER_MEMORY", "6g")
-        return [str(spark_home() / "bin" / "spark-class"), "org.apache.spark.deploy.worker.Worker",
+        return [str(spark_home() / "bin" / "spark-class"), self.marker,
                 "--host", cfg.host, "--cores", cores, "--memory", memory,
                 "--webui-port", str(cfg.port("spark_worker_ui")), cfg.spark_master_url]
 

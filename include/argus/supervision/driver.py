@@ -29,8 +29,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from argus.process import ProcessIdentity
 from argus.supervision.health import summarize
-from argus.supervision.process import driver_alive, process_start_time
+from argus.supervision.process import driver_alive
 from argus.supervision.status import RECENT_BATCHES, Lease, StreamStatusStore, now_ms
 
 log = logging.getLogger(__name__)
@@ -80,8 +81,8 @@ class LeaseKeeper:
 
     def acquire(self) -> Lease:
         """Take the lease (raises :class:`~argus.supervision.status.LeaseHeld`)."""
-        t = now_ms()
-        lease = Lease(owner=self.owner, host=socket.gethostname(), pid=os.getpid(), pid_start=process_start_time(),
+        t, me = now_ms(), ProcessIdentity.current()
+        lease = Lease(owner=self.owner, host=socket.gethostname(), pid=me.pid, pid_start=me.start_ticks, boot=me.boot,
                       pgid=os.getpgid(0), acquired_ms=t, heartbeat_ms=t, ttl_ms=self.ttl_ms, launch_id=self.launch_id)
         state = {"state": "starting", "ms": t, "message": "", "owner": self.owner}
         # a new driver starts with a clean slate: no progress of its predecessor counts as its own

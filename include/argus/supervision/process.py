@@ -1,8 +1,10 @@
 """The driver's process, seen from the same host: is it alive, and stopping it for good.
 
-The driver runs in client mode in its own session (``start_new_session``): spark-submit's
-JVM leads the process group, the Python driver is its child. Killing the group leaves nothing
-of that driver behind; the Spark master then ends its executors.
+The driver runs in client mode in its own session (:func:`argus.process.spawn_detached`):
+spark-submit's JVM leads the process group, the Python driver is its child. Killing the group
+leaves nothing of that driver behind; the Spark master then ends its executors. A lease names
+the driver by its :class:`~argus.process.ProcessIdentity` (pid, start ticks, boot), which a
+step of the wall clock does not change.
 """
 
 from __future__ import annotations
@@ -14,71 +16,41 @@ import time
 
 import psutil
 
+from argus.process import CLOCK_TICKS, ProcessIdentity, boot_id, group_members
 from argus.supervision.status import Lease
-
-
-def process_start_time(pid: int | None = None) -> float:
-    return psutil.Process(pid or os.getpid()).create_time()
 
 
 def on_this_host(lease: Lease) -> bool:
     return lease.host == socket.gethostname()
 
 
-def _process(lease: Lease) -> psutil.Process | None:
-    try:
-        proc = psutil.Process(lease.pid)
-        # a pid the kernel has reused for another program is not our driver
-        if abs(proc.create_time() - lease.pid_start) > 1.0 or proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return proc
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return None
+def _identity(lease: Lease) -> ProcessIdentity:
+    # a lease written before the boot was recorded is taken for one of this boot
+    return ProcessIdentity(lease.pid, int(lease.pid_start), lease.boot or boot_id())
 
 
-def process_alive(host: str, pid: int, start: float) -> bool | None:
-    """Whether process ``pid`` started at ``start`` still runs; None when it is on another host."""
+def process_alive(host: str, pid: int, start: int, boot: str | None = None) -> bool | None:
+    """Whether process ``pid`` that started at ``start`` (clock ticks since boot ``boot``)
+    still runs; None when it is on another host."""
     if host != socket.gethostname():
         return None
-    try:
-        proc = psutil.Process(pid)
-        return abs(proc.create_time() - start) <= 1.0 and proc.status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
+    return ProcessIdentity(pid, int(start), boot or boot_id()).alive()
 
 
 def driver_alive(lease: Lease | None) -> bool | None:
     """Whether the lease holder's process exists; None when it runs on another host."""
     if lease is None or not on_this_host(lease):
         return None
-    return _process(lease) is not None
+    return _identity(lease).alive()
 
 
 def driver_processes(lease: Lease) -> list[psutil.Process]:
     """The processes of the lease holder's group on this host (its spark-submit JVM and Python
-    driver): members of ``lease.pgid`` started no later than the Python driver, so that a
-    group id reused after the driver's end matches nothing."""
-    if not on_this_host(lease) or not lease.pgid:
+    driver): members of ``lease.pgid`` started no later than the Python driver (a second's
+    margin), so that a group id reused after the driver's end matches nothing."""
+    if not on_this_host(lease) or not lease.pgid or (lease.boot and lease.boot != boot_id()):
         return []
-    out = []
-    for proc in _group_members(lease.pgid):
-        try:
-            if proc.create_time() <= lease.pid_start + 1.0 and _running(proc):
-                out.append(proc)
-        except psutil.NoSuchProcess:
-            continue
-    return out
-
-
-def _group_members(pgid: int) -> list[psutil.Process]:
-    members = []
-    for proc in psutil.process_iter():
-        try:
-            if os.getpgid(proc.pid) == pgid:
-                members.append(proc)
-        except (ProcessLookupError, PermissionError, psutil.NoSuchProcess):
-            continue
-    return members
+    return group_members(lease.pgid, until_ticks=int(lease.pid_start) + CLOCK_TICKS)
 
 
 def stop_driver(lease: Lease, grace_s: float = 20.0) -> bool:
@@ -88,7 +60,7 @@ def stop_driver(lease: Lease, grace_s: float = 20.0) -> bool:
     if not on_this_host(lease):
         return False
     _refuse_own_group(lease)
-    if grace_s > 0 and _process(lease) is not None:
+    if grace_s > 0 and _identity(lease).alive():
         try:
             os.kill(lease.pid, signal.SIGTERM)
         except ProcessLookupError:

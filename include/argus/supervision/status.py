@@ -48,9 +48,10 @@ class Lease:
     """Who runs a streaming query.
 
     :param owner: unique id of the driver (one per process start).
-    :param host: / :param pid: / :param pid_start: / :param pgid: where the driver runs: its host
-        name, its Python process id, that process's start time (so that a reused pid is not taken
-        for it) and its process group (spark-submit's session).
+    :param host: / :param pid: / :param pid_start: / :param boot: / :param pgid: where the driver
+        runs: its host name, its Python process id, that process's start time in clock ticks since
+        boot ``boot`` (:class:`argus.process.ProcessIdentity`: a reused pid is not taken for it,
+        and a step of the wall clock changes nothing) and its process group (spark-submit's session).
     :param acquired_ms: / :param heartbeat_ms: when it took the lease and last renewed it.
     :param ttl_ms: the lease is free once the heartbeat is older than this.
     :param launch_id: id the supervisor gave this launch (``--launch-id``), if any.
@@ -62,11 +63,12 @@ class Lease:
     owner: str
     host: str
     pid: int
-    pid_start: float
+    pid_start: int
     acquired_ms: int
     heartbeat_ms: int
     ttl_ms: int
     pgid: int | None = None
+    boot: str | None = None
     launch_id: str | None = None
     app_id: str | None = None
     released: bool = False

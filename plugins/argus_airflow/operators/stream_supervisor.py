@@ -14,11 +14,12 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from argus.config import ArgusConfig
+from argus.process import ProcessIdentity
 from argus.spark import kafka_jars
 from argus.streaming import StreamJob
 from argus.supervision.control import fence, stop_stream
 from argus.supervision.health import Health
-from argus.supervision.process import driver_alive, process_start_time
+from argus.supervision.process import driver_alive
 from argus.supervision.restart import TooManyRestarts
 from argus.supervision.status import StreamStatusStore, now_ms
 from argus_airflow.notifiers import ArgusAlert, send_alert
@@ -197,8 +198,9 @@ class StreamSupervisorOperator(BaseOperator):
         # must outlive this task process, which ends when the task defers
         argv = hook._build_spark_submit_command(str(job.application))
         job.start(launch_id=launch_id, argv=argv, env={**os.environ, **(hook._env or {})})
-        state.update(launch_id=launch_id, launched_ms=now_ms(), launcher={
-            "host": socket.gethostname(), "pid": job.proc.pid, "start": process_start_time(job.proc.pid)})
+        launcher = ProcessIdentity.of(job.proc.pid)
+        state.update(launch_id=launch_id, launched_ms=now_ms(), launcher=launcher and {
+            "host": socket.gethostname(), "pid": launcher.pid, "start": launcher.start_ticks, "boot": launcher.boot})
         self.log.info("Started streaming query %s (launch %s, spark-submit pid %s, checkpoint %s, log %s)",
                       spec.query_name, launch_id, job.proc.pid, spec.checkpoint_location(cfg), job.log_path)
 

@@ -26,7 +26,8 @@ class StreamHealthTrigger(BaseTrigger):
     :param thresholds: :class:`~argus.supervision.health.Thresholds` as a dict.
     :param poll_interval: seconds between two reads of the status row.
     :param launch_id: / :param launched_ms: the supervisor's latest launch, if it launched one.
-    :param launcher: ``{"host", "pid", "start"}`` of that launch's spark-submit process.
+    :param launcher: ``{"host", "pid", "start", "boot"}`` of that launch's spark-submit process
+        (start: clock ticks since boot, :class:`argus.process.ProcessIdentity`).
     :param open_breaches: SLO breaches already alerted on (fires when the set changes).
     :param max_read_failures: consecutive failed reads of the status row before the trigger
         fails (HBase down for that long is an incident of its own).
