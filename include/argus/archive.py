@@ -15,7 +15,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from argus.store.schema import check_camera_id
+from argus.schema import check_camera_id
 
 ARCHIVE_ROOT = "/argus/archive"
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".ts", ".h264")

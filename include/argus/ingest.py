@@ -25,8 +25,7 @@ from pathlib import Path
 import yaml
 
 from argus.codec import encode_jpeg
-from argus.schema import FRAMES_TOPIC, FrameMessage
-from argus.store.schema import check_camera_id
+from argus.schema import FRAMES_TOPIC, FrameMessage, check_camera_id
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from argus.codec import FrameDecodeError, decode_jpeg
 from argus.schema import DLQ_TOPIC, FrameMessage, InvalidMessage, dead_letter_headers
-from argus.store.detections import FrameResult
+from argus.store.detections import FrameResult, result_rows
 from argus.store.writer import BackgroundWriter
 
 
@@ -87,27 +87,41 @@ SUMMARY_COLUMNS = ("status", "camera_id", "seq", "capture_ts_ms", "model", "dete
 
 def prepare_one(rec: KafkaRecord, cfg: PipelineConfig, known_models: set[str]
                 ) -> tuple[KafkaRecord, FrameMessage, np.ndarray, str] | DeadLetter:
-    """Validate and decode one record: (record, message, RGB frame, model) or why not."""
+    """Validate and decode one record: (record, message, RGB frame, model) or why not. Never
+    raises for a record: whatever fails is that record's dead letter, with its stage."""
+    stage = "validate"
     try:
-        msg = FrameMessage.from_kafka(rec.key, rec.value, rec.headers)
-    except InvalidMessage as exc:
-        return DeadLetter(rec, exc.reason, "validate")
-    model = cfg.model_for(msg.camera_id, msg.model)
-    if model not in known_models:
-        return DeadLetter(rec, f"unknown model {model!r}", "validate")
-    try:
-        rgb = decode_jpeg(msg.jpeg)
-    except FrameDecodeError as exc:
-        return DeadLetter(rec, str(exc), "decode")
-    if rgb.shape[:2] != (msg.height, msg.width):
-        return DeadLetter(rec, f"decoded {rgb.shape[1]}x{rgb.shape[0]} but headers say "
-                               f"{msg.width}x{msg.height}", "decode")
-    return rec, msg, rgb, model
+        try:
+            msg = FrameMessage.from_kafka(rec.key, rec.value, rec.headers)
+        except InvalidMessage as exc:
+            return DeadLetter(rec, exc.reason, stage)
+        model = cfg.model_for(msg.camera_id, msg.model)
+        if model not in known_models:
+            return DeadLetter(rec, f"unknown model {model!r}", stage)
+        stage = "decode"
+        try:
+            rgb = decode_jpeg(msg.jpeg)
+        except FrameDecodeError as exc:
+            return DeadLetter(rec, str(exc), stage)
+        if rgb.shape[:2] != (msg.height, msg.width):
+            return DeadLetter(rec, f"decoded {rgb.shape[1]}x{rgb.shape[0]} but headers say "
+                                   f"{msg.width}x{msg.height}", stage)
+        return rec, msg, rgb, model
+    except Exception as exc:  # noqa: BLE001 - one record's failure, whatever it is, is its own
+        return DeadLetter(rec, _failure(exc), stage)
+
+
+def _failure(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:1000]
 
 
 def detect(ready, cfg: PipelineConfig, read_ms: int | Sequence[int], detector_for
            ) -> tuple[list[FrameResult], list[DeadLetter]]:
     """Batched detection per model (the talk's heterogeneous deployment in one task).
+
+    A batch whose model call fails is detected again frame by frame, so that only the frames
+    the model fails on are dead-lettered (stage ``detect``); a frame whose rows cannot be
+    built is dead-lettered too (stage ``store``). Nothing here raises for one record.
 
     :param read_ms: when the records were read: one stamp for all, or one per item of ``ready``.
     """
@@ -117,22 +131,46 @@ def detect(ready, cfg: PipelineConfig, read_ms: int | Sequence[int], detector_fo
         by_model[item[3]].append((*item, stamp))
     results, dead = [], []
     for model, items in by_model.items():
-        try:
-            detections = detector_for(model).detect([rgb for _, _, rgb, _, _ in items])
-        except Exception as exc:  # a model that fails must not stop the query: park its frames
-            dead.extend(DeadLetter(rec, f"detection failed ({model}): {type(exc).__name__}: {exc}", "detect")
-                        for rec, *_ in items)
-            continue
-        detected_ms = int(time.time() * 1000)
-        for (rec, msg, _, _, read), dets in zip(items, detections):
-            results.append(FrameResult(
-                camera_id=msg.camera_id, capture_ts_ms=msg.capture_ts_ms, seq=msg.seq, width=msg.width,
-                height=msg.height, model=model, detections=dets, source=cfg.source,
-                stages={"captured": msg.capture_ts_ms, "kafka": rec.timestamp_ms, "read": read,
-                        "detected": detected_ms},
-                kafka_partition=rec.partition, kafka_offset=rec.offset,
-            ))
+        for found_items, detections in _detect_model(model, items, detector_for, dead):
+            detected_ms = int(time.time() * 1000)
+            for (rec, msg, _, _, read), dets in zip(found_items, detections):
+                result = FrameResult(
+                    camera_id=msg.camera_id, capture_ts_ms=msg.capture_ts_ms, seq=msg.seq, width=msg.width,
+                    height=msg.height, model=model, detections=dets, source=cfg.source,
+                    stages={"captured": msg.capture_ts_ms, "kafka": rec.timestamp_ms, "read": read,
+                            "detected": detected_ms},
+                    kafka_partition=rec.partition, kafka_offset=rec.offset,
+                )
+                try:
+                    result_rows(result)
+                except Exception as exc:  # noqa: BLE001 - this frame's rows only
+                    dead.append(DeadLetter(rec, f"cannot build its HBase rows: {_failure(exc)}", "store"))
+                    continue
+                results.append(result)
     return results, dead
+
+
+def _detect_model(model: str, items: list, detector_for, dead: list[DeadLetter]):
+    """(items, their detections) for the items ``model`` detects; the others go to ``dead``."""
+    try:
+        detector = detector_for(model)
+    except Exception as exc:  # noqa: BLE001 - a model that cannot load must not stop the query
+        dead.extend(DeadLetter(rec, f"model {model} failed to load: {_failure(exc)}", "detect") for rec, *_ in items)
+        return
+    try:
+        yield items, detector.detect([rgb for _, _, rgb, _, _ in items])
+        return
+    except Exception as exc:  # noqa: BLE001 - find the frames it fails on, one by one
+        if len(items) == 1:
+            dead.append(DeadLetter(items[0][0], f"detection failed ({model}): {_failure(exc)}", "detect"))
+            return
+    for item in items:
+        try:
+            found = detector.detect([item[2]])
+        except Exception as exc:  # noqa: BLE001
+            dead.append(DeadLetter(item[0], f"detection failed ({model}): {_failure(exc)}", "detect"))
+            continue
+        yield [item], found
 
 
 def summary_rows(results: list[FrameResult], dead: list[DeadLetter], written_ms: int | None) -> list[dict]:
@@ -184,18 +222,64 @@ def _dlq_for(cfg: PipelineConfig):
     return _dlq
 
 
-def send_dead_letters(dead: list[DeadLetter], cfg: PipelineConfig) -> None:
-    """Produce and wait: a batch is not done until its rejects are safely in the DLQ."""
+def send_dead_letters(dead: list[DeadLetter], cfg: PipelineConfig, producer=None) -> None:
+    """Produce and wait: a batch is not done until its rejects are safely in the DLQ.
+
+    A dead letter Kafka refuses for its own sake (too large with the added headers, say) is
+    sent again without its payload, saying so; failures that are not about one message
+    (Kafka down) raise, and the micro-batch is retried.
+    """
     if not dead:
         return
-    producer, errors = _dlq_for(cfg), []
+    producer = producer or _dlq_for(cfg)
+    refused: list[DeadLetter] = []
+    errors: list = []
+
+    def delivered(letter: DeadLetter, retry: bool):
+        def report(err, _msg):
+            if err is None:
+                return
+            if _about_the_message(err) and not retry:
+                refused.append(letter)
+            else:
+                errors.append(err)
+        return report
+
     for d in dead:
-        producer.produce(cfg.dlq_topic, key=d.record.key, value=d.record.value or b"",
-                         headers=dead_letter_headers(d.record.headers, d.reason, d.stage, d.record.source),
-                         on_delivery=lambda err, _m: errors.append(err) if err else None)
+        _produce(producer, cfg.dlq_topic, d, d.record.value or b"", delivered(d, False), refused)
     remaining = producer.flush(60)
+    retries, refused[:] = list(refused), []
+    for d in retries:  # once more, without the payload that made it too large
+        note = f"{d.reason} (payload of {len(d.record.value or b'')} bytes not kept: Kafka refused the message)"
+        _produce(producer, cfg.dlq_topic, DeadLetter(d.record, note, d.stage), b"", delivered(d, True), errors)
+    if retries:
+        remaining += producer.flush(60)
     if remaining or errors:
         raise RuntimeError(f"{remaining + len(errors)} dead letter(s) not delivered to {cfg.dlq_topic}: {errors[:3]}")
+
+
+def _produce(producer, topic: str, d: DeadLetter, value: bytes, on_delivery, refused: list) -> None:
+    from confluent_kafka import KafkaException
+
+    headers = dead_letter_headers(d.record.headers, d.reason, d.stage, d.record.source)
+    while True:
+        try:
+            producer.produce(topic, key=d.record.key, value=value, headers=headers, on_delivery=on_delivery)
+            return
+        except BufferError:  # the local queue is full: let it drain
+            producer.poll(0.5)
+        except KafkaException as exc:
+            if not _about_the_message(exc.args[0]):
+                raise
+            refused.append(d)
+            return
+
+
+def _about_the_message(err) -> bool:
+    from confluent_kafka import KafkaError
+
+    return err.code() in (KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_MSG_SIZE,
+                          KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_RECORD)
 
 
 def process_stream(chunks: Iterable[Iterable[KafkaRecord]], cfg: PipelineConfig, *, detector_for=None,

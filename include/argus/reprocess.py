@@ -28,6 +28,7 @@ import numpy as np
 from argus.archive import FRAME_SUFFIXES, VIDEO_SUFFIXES
 from argus.detect.devices import cpu_threads
 from argus.readahead import read_ahead
+from argus.schema import check_camera_id
 from argus.store.writer import BackgroundWriter
 
 #: a JPEG named like this is a capture time in ms since the epoch (13 digits)
@@ -397,6 +398,11 @@ def process_segment(fs, segment: Segment, cfg: ReprocessConfig, detector, store)
     rec = segment.recording
     result = SegmentResult(segment.key, rec.path, rec.camera, "done", started_ms=int(time.time() * 1000))
     t0 = time.perf_counter()
+    try:  # the frame message's rule: a folder named for no valid camera fails here, not in HBase
+        check_camera_id(rec.camera)
+    except ValueError as exc:
+        result.status, result.error = "failed", f"{rec.path}: {exc}"
+        return result
     batch: list[DecodedFrame] = []
     # writing to HBase is a wait: it overlaps the model's work
     writer = BackgroundWriter(store, stamp=False)

@@ -52,7 +52,7 @@ def bad_messages(camera: str) -> list[tuple[bytes | None, bytes, list, str]]:
         (good.key, good.jpeg, without("capture_ts_ms"), "missing header(s): capture_ts_ms"),
         (good.key, good.jpeg, [], "missing header(s): camera_id"),
         (good.key, good.jpeg, replace("schema_version", b"7"), "unsupported schema_version 7"),
-        (good.key, good.jpeg, replace("width", b"wide"), "width is not an integer"),
+        (good.key, good.jpeg, replace("width", b"wide"), "header width 'wide' is not 1-5 decimal digits"),
         (b"someone-else", good.jpeg, h, "does not match camera_id"),
         (good.key, good.jpeg, replace("width", b"640"), "decoded 64x48 but headers say 640x48"),
     ]

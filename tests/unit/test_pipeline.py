@@ -151,3 +151,98 @@ def test_tally_counts_records_and_detections_per_status():
             {"status": "dead_letter", "detections": 0}]
     assert sorted(tally(rows), key=lambda t: t["status"]) == [
         {"status": "dead_letter", "n": 1, "detections": 0}, {"status": "stored", "n": 2, "detections": 2}]
+
+
+class PickyDetector(FakeDetector):
+    """Fails a whole batch whenever it holds a frame brighter than 200: a model that chokes
+    on one crafted input."""
+
+    calls: list = []
+
+    def detect(self, frames):
+        PickyDetector.calls.append(len(frames))
+        if any(f.mean() > 200 for f in frames):
+            raise FloatingPointError("NaN in the model's output")
+        return super().detect(frames)
+
+
+def test_a_frame_the_model_fails_on_is_dead_lettered_and_its_batch_goes_on():
+    cfg = PipelineConfig("k:9092", batch_size=4)
+    msgs = [frame_msg(seq=i) for i in range(8)]
+    msgs[5] = frame_msg(seq=5, jpeg=encode_jpeg(np.full((48, 64, 3), 250, np.uint8)))
+    store, letters = MemoryStore(), []
+    PickyDetector.calls = []
+    rows = process_stream([[record(m, offset=i) for i, m in enumerate(msgs)]], cfg, detector_for=PickyDetector,
+                          store=store, dead_letters=letters.extend, known_models=KNOWN)
+    assert sorted(r["seq"] for r in rows if r["status"] == "stored") == [0, 1, 2, 3, 4, 6, 7]
+    assert [(d.record.offset, d.stage) for d in letters] == [(5, "detect")]
+    assert "FloatingPointError: NaN in the model's output" in letters[0].reason
+    # the failed batch of 4 was tried whole once, then frame by frame
+    assert PickyDetector.calls == [4, 4, 1, 1, 1, 1]
+
+
+def test_an_unexpected_error_for_one_record_is_that_records_dead_letter(monkeypatch):
+    import argus.pipeline as pipeline
+
+    real = pipeline.decode_jpeg
+
+    def decode(jpeg):
+        if len(jpeg) == len(odd.jpeg):
+            raise MemoryError("decompression bomb")
+        return real(jpeg)
+
+    odd = frame_msg(seq=3, jpeg=encode_jpeg(np.random.default_rng(0).integers(0, 255, (48, 64, 3), np.uint8)))
+    monkeypatch.setattr(pipeline, "decode_jpeg", decode)
+    letters, store = [], MemoryStore()
+    rows = process_stream([[record(frame_msg(seq=1)), record(odd, offset=3)]], PipelineConfig("k:9092"),
+                          detector_for=FakeDetector, store=store, dead_letters=letters.extend, known_models=KNOWN)
+    assert [(d.record.offset, d.stage, d.reason) for d in letters] == [(3, "decode", "MemoryError: decompression bomb")]
+    assert [r["seq"] for r in rows if r["status"] == "stored"] == [1]
+
+
+def test_a_frame_whose_rows_cannot_be_built_is_dead_lettered_not_written(monkeypatch):
+    import argus.pipeline as pipeline
+    from argus.store.detections import result_rows
+
+    def rows(result):
+        if result.seq == 2:
+            raise ValueError("capture timestamp is not in milliseconds since the epoch")
+        return result_rows(result)
+
+    monkeypatch.setattr(pipeline, "result_rows", rows)
+    letters, store = [], MemoryStore()
+    process_stream([[record(frame_msg(seq=i), offset=i) for i in range(4)]], PipelineConfig("k:9092"),
+                   detector_for=FakeDetector, store=store, dead_letters=letters.extend, known_models=KNOWN)
+    assert [(d.record.offset, d.stage) for d in letters] == [(2, "store")]
+    assert sorted(r.seq for w, _ in store.writes for r in w) == [0, 1, 3]
+
+
+class RefusingProducer:
+    """A Kafka producer that refuses values over 100 bytes the way the broker does."""
+
+    def __init__(self):
+        self.sent, self._pending = [], []
+
+    def produce(self, topic, key, value, headers, on_delivery):
+        from confluent_kafka import KafkaError, KafkaException
+
+        if len(value) > 100:
+            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+        self.sent.append((key, value, dict(headers)))
+
+    def flush(self, timeout):
+        return 0
+
+
+def test_a_dead_letter_kafka_refuses_is_sent_without_its_payload():
+    from argus.pipeline import send_dead_letters
+
+    big = record(key=b"cam-1", value=b"\xff\xd8" + bytes(500), headers=frame_msg().headers(), offset=7)
+    small = record(key=b"cam-1", value=b"PNG", headers=frame_msg().headers(), offset=8)
+    producer = RefusingProducer()
+    send_dead_letters([DeadLetter(big, "corrupt JPEG", "decode"), DeadLetter(small, "not a JPEG", "validate")],
+                      PipelineConfig("k:9092"), producer=producer)
+    by_source = {h["dlq_source"]: (v, h["dlq_reason"].decode()) for _, v, h in producer.sent}
+    assert by_source[b"argus.frames/0/8"] == (b"PNG", "not a JPEG")
+    value, reason = by_source[b"argus.frames/0/7"]
+    assert value == b"" and reason.startswith("corrupt JPEG (payload of 502 bytes not kept")

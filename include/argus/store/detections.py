@@ -79,6 +79,19 @@ def frame_cells(result: FrameResult) -> dict[bytes, bytes]:
     return cells
 
 
+def result_rows(result: FrameResult, written_ms: int | None = None) -> list[tuple[str, bytes, dict[bytes, bytes]]]:
+    """Every row one frame writes, as (table, row key, cells): its detections, then its frame
+    row. Pure: a frame whose rows cannot be built (a camera id or time the keys cannot hold)
+    raises ValueError here, before anything is sent."""
+    rows = [("detections", schema.detection_key(result.camera_id, result.capture_ts_ms, result.seq, i),
+             detection_cells(result, i, det)) for i, det in enumerate(result.detections)]
+    cells = frame_cells(result)
+    if written_ms is not None:
+        cells.setdefault(b"t:written", _s(written_ms))
+    rows.append(("frames", schema.frame_key(result.camera_id, result.capture_ts_ms, result.seq), cells))
+    return rows
+
+
 def _parse(row: dict[bytes, bytes]) -> StoredDetection:
     box = tuple(float(v) for v in row[b"d:box"].split(b","))
     return StoredDetection(
@@ -131,16 +144,13 @@ class DetectionStore:
         if not results:
             return 0
         stamp = written_ms or int(time.time() * 1000)
+        rows = [row for r in results for row in result_rows(r, stamp)]
         with self._pool.connection() as conn:
             frames, dets = self._table(conn, "frames"), self._table(conn, "detections")
             with dets.batch(batch_size=1000) as dbatch, frames.batch(batch_size=1000) as fbatch:
-                for r in results:
-                    for i, det in enumerate(r.detections):
-                        dbatch.put(schema.detection_key(r.camera_id, r.capture_ts_ms, r.seq, i),
-                                   detection_cells(r, i, det))
-                    cells = frame_cells(r)
-                    cells.setdefault(b"t:written", _s(stamp))
-                    fbatch.put(schema.frame_key(r.camera_id, r.capture_ts_ms, r.seq), cells)
+                batches = {"frames": fbatch, "detections": dbatch}
+                for table, key, cells in rows:
+                    batches[table].put(key, cells)
         return len(results)
 
     # ---- reads ----

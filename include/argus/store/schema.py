@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import zlib
 
+from argus.schema import check_camera_id
 from argus.store.admin import FamilySpec, TableSpec
 
 NAMESPACE = "argus"
@@ -41,12 +42,6 @@ def tables(detections_ttl_s: int = DETECTIONS_TTL_S, frames_ttl_s: int = FRAMES_
         # (model + decoding rate) that finished it, so that an interrupted run resumes
         "segments": TableSpec(NAMESPACE, "segments", (FamilySpec("m"),)),
     }
-
-
-def check_camera_id(camera_id: str) -> str:
-    if not camera_id or SEP in camera_id or len(camera_id) > 128:
-        raise ValueError(f"camera id {camera_id!r} must be 1-128 characters without {SEP!r}")
-    return camera_id
 
 
 def salt(camera_id: str) -> str:
