@@ -12,6 +12,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console(stderr=False, width=None if sys.stdout.isatty() else 140)
@@ -62,12 +63,19 @@ def cmd_stack_down(args: argparse.Namespace) -> int:
 def cmd_stack_status(args: argparse.Namespace) -> int:
     from argus.stack.manager import Stack, status_dicts
 
+    from argus import alerting
+
     stack = Stack()
     statuses = stack.status(_services_arg(args.services))
+    airflow_up = any(s.name == "airflow-api-server" and s.state == "ready" for s in statuses)
+    channels = alerting.configured_channels(stack.cfg) if airflow_up else None
     if args.json:
-        print(json.dumps({"state_dir": str(stack.cfg.state_dir), "services": status_dicts(statuses)}, indent=2))
+        print(json.dumps({"state_dir": str(stack.cfg.state_dir), "services": status_dicts(statuses),
+                          "alert_channels": channels, "undelivered_alerts": str(alerting.outbox_path(stack.cfg))},
+                         indent=2))
     else:
         _print_status(stack, _services_arg(args.services), statuses)
+        _print_alerting(stack.cfg, channels)
     return 0 if all(s.healthy for s in statuses) else 3
 
 
@@ -88,6 +96,23 @@ def _print_status(stack, names, statuses=None) -> None:
     if login and any(s.group == "airflow" and s.state == "ready" for s in statuses):
         console.print(f"Airflow UI: {stack.cfg.airflow_url}  login: [bold]{login[0]}[/bold] / [bold]{login[1]}[/bold]")
     console.print(f"logs: {stack.cfg.state_dir / 'logs'}")
+
+
+def _print_alerting(cfg, channels: list[str] | None) -> None:
+    from argus import alerting
+
+    kept = alerting.undelivered(cfg, limit=alerting.OUTBOX_MAX)
+    if channels:
+        console.print(f"alerts: sent to {', '.join(channels)}")
+    elif channels is not None:
+        console.print("[yellow]alerts: no alert channel is configured[/yellow] (Airflow connections "
+                      f"{', '.join(alerting.ALERT_CONNECTIONS.values())}; docs/alerts.md): alerts are written to "
+                      "the task logs at warning level and kept in the outbox below")
+    if kept:
+        newest = kept[0]
+        console.print(f"[yellow]{len(kept)} alert(s) reached no channel[/yellow]; newest: "
+                      f"[{escape(str(newest.get('severity')))}] {escape(str(newest.get('summary')))}", highlight=False)
+        console.print(f"outbox: {alerting.outbox_path(cfg)}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -209,6 +209,10 @@ def test_up_after_a_killed_service_adopts_the_rest_and_restarts_it(private_stack
     assert after["kafka"] != before["kafka"]
     assert _leaders(stack) == dict.fromkeys(before, 1), "a service was started twice"
     assert all(s.state == "ready" for s in stack.status(PRIVATE_SERVICES))
+    # a stack without alert connections says so, where a person looks
+    shown = argus(dict(os.environ), "stack", "status", "--services", ",".join(PRIVATE_SERVICES))
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "no alert channel is configured" in " ".join(shown.stdout.split())
 
 
 def test_a_stepped_clock_changes_nothing_and_down_leaves_nothing(private_stack, monkeypatch):

@@ -13,6 +13,15 @@ RUN_IN_URL = "scheduled__2026-01-01T00%3A00%3A00%2B00%3A00"  # as RuntimeTaskIns
 LOG_URL = f"http://127.0.0.1:8080/dags/{DAG}/runs/{RUN_IN_URL}/tasks/{TASK}?try_number=2"
 
 
+@pytest.fixture(autouse=True)
+def outbox(tmp_path, monkeypatch):
+    """Undelivered alerts go to a state dir of the test's own, never the developer's."""
+    monkeypatch.setenv("ARGUS_STATE_DIR", str(tmp_path / "state"))
+    from argus.alerting import outbox_path
+
+    return outbox_path()
+
+
 @pytest.fixture
 def receiver():
     with http_receiver() as server:
@@ -164,6 +173,26 @@ def test_a_missing_connection_is_reported_not_raised(airflow_home, monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_ARGUS_ALERT_PAGERDUTY", raising=False)
     results = send_alert(_alert(), channels=["pagerduty"])
     assert results["pagerduty"].startswith("failed: ") and "argus_alert_pagerduty" in results["pagerduty"]
+
+
+def test_an_alert_no_channel_takes_is_logged_whole_and_kept(airflow_home, monkeypatch, outbox, caplog):
+    from argus.alerting import undelivered
+    from argus_airflow.notifiers import send_alert
+
+    for name in ("SMTP", "SLACK", "PAGERDUTY", "WEBHOOK"):
+        monkeypatch.delenv(f"AIRFLOW_CONN_ARGUS_ALERT_{name}", raising=False)
+    with caplog.at_level("WARNING"):
+        assert send_alert(_alert()) == {}
+    [record] = [r for r in caplog.records if "ALERT NOT DELIVERED" in r.getMessage()]
+    assert record.levelname == "WARNING" and "no alert channel is configured" in record.getMessage()
+    _names_everything(record.getMessage())
+    [kept] = undelivered()
+    assert kept["summary"] == _alert().summary and kept["undelivered"].startswith("no alert channel")
+    # every channel failing counts as undelivered too, with each channel's reason
+    _conn(monkeypatch, "argus_alert_webhook", conn_type="http", host=f"http://127.0.0.1:{free_port()}/gone")
+    send_alert(_alert(summary="second"))
+    newest = undelivered()[0]
+    assert newest["summary"] == "second" and newest["undelivered"].startswith("every channel failed: webhook: failed")
 
 
 class FakeTaskInstance:

@@ -10,17 +10,20 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
+from argus.alerting import ALERT_CONNECTIONS, keep_undelivered
+
 log = logging.getLogger(__name__)
 
 SEVERITIES = ("critical", "error", "warning", "info")
 
-#: channel name -> (Airflow connection id, "module:class" of its sender), in delivery order.
-CHANNELS: dict[str, tuple[str, str]] = {
-    "smtp": ("argus_alert_smtp", "argus_airflow.notifiers.smtp:SmtpAlertSender"),
-    "slack": ("argus_alert_slack", "argus_airflow.notifiers.slack:SlackAlertSender"),
-    "pagerduty": ("argus_alert_pagerduty", "argus_airflow.notifiers.pagerduty:PagerDutyAlertSender"),
-    "webhook": ("argus_alert_webhook", "argus_airflow.notifiers.webhook:WebhookAlertSender"),
+_SENDERS = {
+    "smtp": "argus_airflow.notifiers.smtp:SmtpAlertSender",
+    "slack": "argus_airflow.notifiers.slack:SlackAlertSender",
+    "pagerduty": "argus_airflow.notifiers.pagerduty:PagerDutyAlertSender",
+    "webhook": "argus_airflow.notifiers.webhook:WebhookAlertSender",
 }
+#: channel name -> (Airflow connection id, "module:class" of its sender), in delivery order.
+CHANNELS: dict[str, tuple[str, str]] = {name: (conn_id, _SENDERS[name]) for name, conn_id in ALERT_CONNECTIONS.items()}
 
 # Long exception texts are cut: pagers and chat messages have size limits, the log link has the rest.
 _MAX_EXCEPTION_CHARS = 2000
@@ -190,9 +193,6 @@ def send_alert(alert: ArgusAlert, channels: list[str] | None = None) -> dict[str
         alert = replace(alert, log_url=_run_url(alert.dag_id, alert.run_id))
     if channels is None:
         channels = configured_channels()
-        if not channels:
-            log.warning("No alert channel is configured (connections %s); alert not sent: %s",
-                        ", ".join(conn_id for conn_id, _ in CHANNELS.values()), alert.title)
     results: dict[str, str] = {}
     for channel in channels:
         try:
@@ -206,7 +206,22 @@ def send_alert(alert: ArgusAlert, channels: list[str] | None = None) -> dict[str
         else:
             log.info("Alert sent to %s: %s", channel, alert.title)
             results[channel] = "sent"
+    if "sent" not in results.values():
+        _keep(alert, results)
     return results
+
+
+def _keep(alert: ArgusAlert, results: dict[str, str]) -> None:
+    """An alert no channel took is still seen: in the task log at warning level, whole, and in
+    the outbox (``argus.alerting``) that ``argus stack status`` reports."""
+    why = ("no alert channel is configured (connections "
+           f"{', '.join(conn_id for conn_id, _ in CHANNELS.values())})" if not results
+           else "every channel failed: " + "; ".join(f"{c}: {r}" for c, r in results.items()))
+    try:
+        where = f"kept in {keep_undelivered(alert.as_dict(), why)}"
+    except OSError as exc:
+        where = f"could not be kept ({exc})"
+    log.warning("ALERT NOT DELIVERED (%s; %s):\n%s", why, where, alert.as_text())
 
 
 def _attr(obj: Any, name: str) -> Any:

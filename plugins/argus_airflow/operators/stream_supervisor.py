@@ -247,4 +247,7 @@ class StreamSupervisorOperator(BaseOperator):
         if dedup_key:
             alert.dedup_key = dedup_key
         results = send_alert(alert, self.alert_channels)
-        self.log.info("Alert %r: %s", summary, results or "no channel configured")
+        if "sent" in results.values():
+            self.log.info("Alert %r: %s", summary, results)
+        else:  # send_alert logged it whole and kept it in the outbox
+            self.log.warning("Alert %r reached no channel: %s", summary, results or "none is configured")
