@@ -29,12 +29,15 @@ import time
 
 from pyspark.sql import DataFrame, SparkSession
 
-from argus.pipeline import PipelineConfig, process_stream, records_from_pandas, tally
+from argus.pipeline import READ_STATUS, PipelineConfig, process_stream, records_from_pandas, tally
 from argus.supervision.driver import EXIT_LEASE_HELD, LeaseKeeper, status_listener
+from argus.supervision.offsets import PartitionRead, SkipDetector
 from argus.supervision.status import LeaseHeld, StreamStatusStore
 
-#: what each task returns: counts per status (argus.pipeline.tally), not a row per record
-TALLY_SCHEMA = "status string, n long, detections long, task int, task_ms long, wait_ms long"
+#: what each task returns: counts per status and the offsets read per partition
+#: (argus.pipeline.tally), not a row per record
+TALLY_SCHEMA = ("status string, n long, detections long, partition int, first long, last long, "
+                "task int, task_ms long, wait_ms long")
 TALLY_COLUMNS = [f.split()[0] for f in TALLY_SCHEMA.split(", ")]
 #: Kafka offset ranges per task before coalescing: the finer, the more even the tasks
 SPLITS_PER_TASK = 4
@@ -87,7 +90,7 @@ def read_frames(spark: SparkSession, args) -> DataFrame:
             .load())
 
 
-def write_batch(cfg: PipelineConfig, tasks: int):
+def write_batch(cfg: PipelineConfig, tasks: int, skips: SkipDetector):
     def run(batch: DataFrame, batch_id: int) -> None:
         # one stage: the tasks write to HBase and the DLQ themselves and return their counts.
         # One task per slot: more Kafka partitions than slots would queue tasks one after the
@@ -99,13 +102,17 @@ def write_batch(cfg: PipelineConfig, tasks: int):
                    .collect())
         counts: dict[str, int] = {}
         for t in tallies:
-            counts[t.status] = counts.get(t.status, 0) + t.n
+            if t.status != READ_STATUS:
+                counts[t.status] = counts.get(t.status, 0) + t.n
+        # what was read of each partition: checked against the planned range by the listener
+        skips.record(batch_id, [(t.partition, PartitionRead(t.first, t.last, t.n))
+                                for t in tallies if t.status == READ_STATUS])
         # where addBatch went: the Spark job (collect_ms) and, inside it, the slowest task's
         # time in Python (task_ms) and its wait for the first records (wait_ms); how many
         # tasks had records
         print("ARGUS_BATCH " + json.dumps({"batch": batch_id, **counts,
                                            "detections": sum(t.detections for t in tallies),
-                                           "tasks": len({t.task for t in tallies}),
+                                           "tasks": len({t.task for t in tallies if t.status != READ_STATUS}),
                                            "collect_ms": int((time.time() - started) * 1000),
                                            "task_ms": max((t.task_ms for t in tallies), default=0),
                                            "wait_ms": max((t.wait_ms for t in tallies), default=0)}), flush=True)
@@ -168,10 +175,11 @@ def run_query(args, keeper: LeaseKeeper) -> None:
                          default_model=args.default_model, camera_models=json.loads(args.camera_models),
                          batch_size=args.batch_size)
     spark = SparkSession.builder.appName(f"argus-stream-detect:{args.query_name}").getOrCreate()
-    spark.streams.addListener(status_listener(keeper, args.query_name))
+    skips = SkipDetector()
+    spark.streams.addListener(status_listener(keeper, args.query_name, skips))
     query = (read_frames(spark, args).writeStream
              .queryName(args.query_name)
-             .foreachBatch(write_batch(cfg, args.tasks))
+             .foreachBatch(write_batch(cfg, args.tasks, skips))
              .option("checkpointLocation", args.checkpoint)
              .trigger(processingTime=f"{args.trigger_seconds} seconds")
              .start())

@@ -186,15 +186,29 @@ def summary_rows(results: list[FrameResult], dead: list[DeadLetter], written_ms:
 
 
 def tally(rows: Iterable[dict]) -> list[dict]:
-    """Summary rows -> one row per status: ``status``, ``n`` (records), ``detections``. Tasks
-    return this instead of a row per record, so a micro-batch is one Spark stage with no
-    shuffle: the driver only ever needs the counts."""
+    """Summary rows -> one row per status: ``status``, ``n`` (records), ``detections``; and one
+    ``status="read"`` row per Kafka partition: the ``first`` and ``last`` offset read and how
+    many (``n``), from which the driver tells offsets skipped by the source
+    (:mod:`argus.supervision.offsets`). Tasks return this instead of a row per record, so a
+    micro-batch is one Spark stage with no shuffle: the driver only ever needs the counts."""
     counts: dict[str, list[int]] = {}
+    reads: dict[int, list[int]] = {}
     for row in rows:
         c = counts.setdefault(row["status"], [0, 0])
         c[0] += 1
         c[1] += int(row["detections"] or 0)
-    return [{"status": status, "n": n, "detections": d} for status, (n, d) in counts.items()]
+        if row.get("partition") is not None and row.get("offset") is not None:
+            offset = int(row["offset"])
+            r = reads.setdefault(int(row["partition"]), [offset, offset, 0])
+            r[0], r[1], r[2] = min(r[0], offset), max(r[1], offset), r[2] + 1
+    out = [{"status": status, "n": n, "detections": d} for status, (n, d) in counts.items()]
+    out += [{"status": READ_STATUS, "n": n, "detections": 0, "partition": p, "first": first, "last": last}
+            for p, (first, last, n) in sorted(reads.items())]
+    return out
+
+
+#: the status of :func:`tally`'s per-partition rows (not a status of records)
+READ_STATUS = "read"
 
 
 # ---- per-process resources (one per Python worker, reused across tasks and batches) ----

@@ -147,10 +147,14 @@ def test_a_failed_hbase_write_fails_the_task_so_spark_retries_it():
 
 
 def test_tally_counts_records_and_detections_per_status():
-    rows = [{"status": "stored", "detections": 2}, {"status": "stored", "detections": 0},
-            {"status": "dead_letter", "detections": 0}]
-    assert sorted(tally(rows), key=lambda t: t["status"]) == [
-        {"status": "dead_letter", "n": 1, "detections": 0}, {"status": "stored", "n": 2, "detections": 2}]
+    rows = [{"status": "stored", "detections": 2, "partition": 0, "offset": 7},
+            {"status": "stored", "detections": 0, "partition": 1, "offset": 3},
+            {"status": "dead_letter", "detections": 0, "partition": 0, "offset": 5}]
+    assert sorted(tally(rows), key=lambda t: (t["status"], t.get("partition", 0))) == [
+        {"status": "dead_letter", "n": 1, "detections": 0},
+        {"status": "read", "n": 2, "detections": 0, "partition": 0, "first": 5, "last": 7},
+        {"status": "read", "n": 1, "detections": 0, "partition": 1, "first": 3, "last": 3},
+        {"status": "stored", "n": 2, "detections": 2}]
 
 
 class PickyDetector(FakeDetector):

@@ -258,3 +258,59 @@ def test_a_live_lease_whose_holder_process_is_gone_from_this_host_is_taken_over(
     store.check_and_put("q", None, {"lease": dead.encode()})
     new, _ = keeper(store)
     assert new.acquire().owner == new.owner and store.read("q").lease.owner == new.owner
+
+
+# ---- offsets the source skipped because they could not be read ----
+
+def test_skipped_ranges_are_the_planned_offsets_no_task_read():
+    from argus.supervision.offsets import PartitionRead, skipped_ranges
+
+    start = json.dumps({"t": {"0": 100, "1": 50, "2": 10, "3": 7}})
+    end = {"t": {"0": 120, "1": 60, "2": 20, "3": 7, "4": 9}}
+    reads = {0: PartitionRead(110, 119, 10), 1: PartitionRead(50, 59, 10), 3: PartitionRead(0, 0, 0)}
+    assert skipped_ranges(start, end, reads) == [
+        {"topic": "t", "partition": 0, "ranges": [[100, 109]], "missing": 10, "planned": [100, 119]},
+        # nothing of partition 2 was read; 3 planned nothing; 4 is new (no start): not judged
+        {"topic": "t", "partition": 2, "ranges": [[10, 19]], "missing": 10, "planned": [10, 19]},
+    ]
+
+
+def test_skip_detector_merges_the_tasks_reads_of_a_batch_and_checks_its_progress():
+    from argus.supervision.offsets import PartitionRead, SkipDetector, describe
+
+    skips = SkipDetector()
+    # two tasks read pieces of partition 0 (ranges are split per task); offsets 0-4 are gone
+    skips.record(7, [(0, PartitionRead(5, 9, 5)), (0, PartitionRead(10, 14, 5))])
+    batch = {"batchId": 7, "sources": [{"startOffset": {"t": {"0": 0}}, "endOffset": {"t": {"0": 15}}}]}
+    found = skips.check(batch)
+    assert describe(found) == "t/0 [0-4] (5 offsets)"
+    assert skips.check(batch) == []  # reported once
+    assert skips.check({"batchId": 8, "sources": batch["sources"]}) == []  # a batch with no tasks of ours
+
+
+def test_a_skip_is_an_slo_breach_named_after_its_batch_for_a_while():
+    from argus.supervision.health import SKIPPED_BREACH_S
+
+    skipped = {"total": 12, "recent": [{"batch": 3, "ms": NOW - 5_000, "skipped": 5, "text": "t/0 [0-4] (5 offsets)"}]}
+    status = StreamStatus("q", lease=lease(), progress=progress(latest={"0": 10}, end={"0": 10}), batch_ms=NOW,
+                          skipped=skipped)
+    health = assess(status, NOW, T)
+    assert health.state == HEALTHY
+    assert "t/0 [0-4] (5 offsets)" in health.breaches["skipped_offsets@3"] and "12 skipped in all" in \
+        health.breaches["skipped_offsets@3"]
+    assert "skipped_offsets@3" not in assess(status, NOW + int(SKIPPED_BREACH_S * 1000) + 10_000, T).breaches
+
+
+def test_the_keeper_keeps_skips_across_drivers():
+    store = MemoryStatusStore()
+    first, _ = keeper(store)
+    first.acquire()
+    first.record_skipped(3, [{"topic": "t", "partition": 0, "ranges": [[0, 4]], "missing": 5, "planned": [0, 9]}])
+    first.release()
+    second, _ = keeper(store)
+    second.acquire()
+    entry = second.record_skipped(9, [{"topic": "t", "partition": 1, "ranges": [[7, 7]], "missing": 1,
+                                       "planned": [7, 8]}])
+    assert entry["text"] == "t/1 [7-7] (1 offsets)"
+    row = store.read("q").skipped
+    assert row["total"] == 6 and [e["batch"] for e in row["recent"]] == [3, 9]

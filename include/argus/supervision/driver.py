@@ -30,9 +30,10 @@ from dataclasses import replace
 from typing import Any
 
 from argus.process import ProcessIdentity
+from argus.supervision.offsets import describe
 from argus.supervision.health import summarize
 from argus.supervision.process import driver_alive
-from argus.supervision.status import RECENT_BATCHES, Lease, StreamStatusStore, now_ms
+from argus.supervision.status import RECENT_BATCHES, SKIPPED_KEPT, Lease, StreamStatusStore, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,16 @@ class LeaseKeeper:
         self._recent.append(summarize(progress, t))
         return self.write({"progress": progress, "batch_ms": t, "recent": list(self._recent)})
 
+    def record_skipped(self, batch_id: int | None, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        """Offsets batch ``batch_id`` could not read: kept in ``s:skipped`` (the newest entries
+        and a running total of skipped offsets, across driver restarts); returns the entry."""
+        entry = {"batch": batch_id, "ms": now_ms(), "skipped": sum(e["missing"] for e in entries),
+                 "partitions": entries, "text": describe(entries)}
+        before = self.store.read(self.query).skipped or {}
+        recent = [*before.get("recent", []), entry][-SKIPPED_KEPT:]
+        self.write({"skipped": {"total": int(before.get("total", 0)) + entry["skipped"], "recent": recent}})
+        return entry
+
     def record_idle(self) -> bool:
         return self.write({"idle_ms": now_ms()})
 
@@ -198,8 +209,12 @@ def progress_line(progress: dict) -> dict:
             "ms": progress.get("durationMs", {})}
 
 
-def status_listener(keeper: LeaseKeeper, query_name: str):
-    """A PySpark ``StreamingQueryListener`` writing the query's progress to its status row."""
+def status_listener(keeper: LeaseKeeper, query_name: str, skips=None):
+    """A PySpark ``StreamingQueryListener`` writing the query's progress to its status row.
+
+    :param skips: an :class:`argus.supervision.offsets.SkipDetector`: offsets a batch planned
+        but did not read are logged (``ARGUS_SKIPPED``) and recorded in ``s:skipped``.
+    """
     from pyspark.sql.streaming import StreamingQueryListener
 
     class StatusListener(StreamingQueryListener):
@@ -213,6 +228,12 @@ def status_listener(keeper: LeaseKeeper, query_name: str):
                 # one line per micro-batch in the driver's log: where its time went
                 print("ARGUS_PROGRESS " + json.dumps(progress_line(progress)), flush=True)
                 keeper.record_progress(progress)
+                skipped = skips.check(progress) if skips is not None else []
+                if skipped:
+                    entry = keeper.record_skipped(progress.get("batchId"), skipped)
+                    print("ARGUS_SKIPPED " + json.dumps(entry), flush=True)
+                    log.error("streaming query %s skipped offsets it could not read (deleted or expired): %s",
+                              query_name, describe(skipped))
 
         def onQueryIdle(self, event) -> None:
             keeper.record_idle()

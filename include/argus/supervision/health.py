@@ -10,7 +10,8 @@ so it is tested on recorded progress JSON and used unchanged by the Airflow trig
 - **breaches** (SLOs; alert, no restart): Kafka lag over ``max_lag_records``; last micro-batch
   older than ``max_batch_age_s`` while input is pending; last batch longer than
   ``max_batch_duration_factor`` x the trigger interval; input rows/s above processed rows/s
-  for ``sustain_batches`` batches in a row.
+  for ``sustain_batches`` batches in a row; offsets the source skipped (``s:skipped``), one
+  breach per skip.
 """
 
 from __future__ import annotations
@@ -195,4 +196,21 @@ def assess(status: StreamStatus, now_ms: int, thresholds: Thresholds, *, launch_
             (r.get("in_rps") or 0) > (r.get("done_rps") or 0) for r in recent):
         breaches["throughput"] = (f"input rows/s above processed rows/s for the last {len(recent)} batches "
                                   f"(last: {recent[-1].get('in_rps') or 0:.1f} > {recent[-1].get('done_rps') or 0:.1f})")
+    breaches.update(skipped_breach(status, now_ms))
     return Health(HEALTHY, (), breaches, lag=lag, batch_age_s=age_s, owner=lease.owner)
+
+
+#: a skip of offsets stays an open breach this long (alerted once, when it opens)
+SKIPPED_BREACH_S = 900.0
+
+
+def skipped_breach(status: StreamStatus, now_ms: int) -> dict[str, str]:
+    """The newest skip of unreadable offsets (``s:skipped``), as a breach named after its batch
+    so that each skip alerts once; none once it is older than :data:`SKIPPED_BREACH_S`."""
+    recent = (status.skipped or {}).get("recent") or []
+    if not recent or now_ms - int(recent[-1].get("ms", 0)) > SKIPPED_BREACH_S * 1000:
+        return {}
+    last = recent[-1]
+    return {f"skipped_offsets@{last.get('batch')}": (
+        f"micro-batch {last.get('batch')} skipped {last.get('skipped')} offset(s) it could not read "
+        f"(deleted or past retention): {last.get('text')}; {status.skipped.get('total')} skipped in all")}

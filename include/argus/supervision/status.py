@@ -11,6 +11,7 @@ One row per query name, family ``s``:
 | ``s:batch_ms`` / ``s:idle_ms`` | the listener | wall time of the last completed micro-batch / idle event |
 | ``s:recent`` | the listener | compact summaries of the last micro-batches (for sustained SLOs) |
 | ``s:qstatus`` | the driver's heartbeat | ``StreamingQuery.status`` (data available, trigger active) |
+| ``s:skipped`` | the listener | offsets the source skipped: ``{"total", "recent": [{"batch", "ms", "skipped", "partitions", "text"}]}`` |
 
 Every driver write is a Thrift2 ``checkAndPut`` that expects the driver's own current lease
 value, so a driver whose lease was taken over (expired or revoked) can no longer write
@@ -35,6 +36,8 @@ from argus.store.schema import tables
 STATUS_TABLE = "argus:streams"
 FAMILY = b"s"
 LEASE = b"lease"
+#: how many skipped-offsets entries ``s:skipped`` keeps
+SKIPPED_KEPT = 20
 #: how many micro-batch summaries ``s:recent`` keeps
 RECENT_BATCHES = 20
 
@@ -116,6 +119,7 @@ class StreamStatus:
     idle_ms: int | None = None
     recent: list[dict[str, Any]] = field(default_factory=list)
     query_status: dict[str, Any] = field(default_factory=dict)
+    skipped: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_cells(cls, query: str, cells: dict[bytes, bytes]) -> StreamStatus:
@@ -130,7 +134,8 @@ class StreamStatus:
         raw_lease = cells.get(LEASE)
         return cls(query=query, lease=Lease.decode(raw_lease) if raw_lease else None, lease_raw=raw_lease,
                    state=js("state", {}), job=js("job", {}), progress=js("progress"), batch_ms=num("batch_ms"),
-                   idle_ms=num("idle_ms"), recent=js("recent", []), query_status=js("qstatus", {}))
+                   idle_ms=num("idle_ms"), recent=js("recent", []), query_status=js("qstatus", {}),
+                   skipped=js("skipped", {}))
 
 
 def _cells(values: dict[str, Any]) -> list:

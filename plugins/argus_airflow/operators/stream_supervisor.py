@@ -50,7 +50,8 @@ class StreamSupervisorOperator(BaseOperator):
       the triggerer; the task only runs to start, restart and alert. Restart backoff waits in a
       ``TimeDeltaTrigger``, not in a worker.
     - **Alerts** (``argus_airflow.notifiers``): one on every restart (dead or stalled, with why),
-      one when an SLO breach opens (lag, batch age, batch duration, throughput); too many
+      one when an SLO breach opens (lag, batch age, batch duration, throughput, offsets skipped
+      because they could not be read: each skip once, as an error); too many
       restarts within the window alert as critical and fail the task without retries.
 
     :param stream: the job's settings, named like the DAG's params (:func:`stream_job_params`);
@@ -221,7 +222,8 @@ class StreamSupervisorOperator(BaseOperator):
         # a driver elsewhere may run until its lease has surely lapsed
         delay_s = max(delay_s, (safe_at_ms - now_ms()) / 1000)
         state["restarts"] = [*restarts, now]
-        state["breaches"] = []
+        # a skip already alerted stays alerted; the other SLOs are judged afresh
+        state["breaches"] = [b for b in state.get("breaches", []) if b.startswith("skipped_offsets@")]
         self._alert(context, f"streaming query {query} {health.state} ({'; '.join(health.reasons)}): "
                              f"restarting from its checkpoint" + (f" in {delay_s:.0f}s" if delay_s >= 1 else ""),
                     "error", {**details, "restart": len(state["restarts"]), "delay_s": round(delay_s, 1)})
@@ -234,7 +236,9 @@ class StreamSupervisorOperator(BaseOperator):
         query = settings.spec.query_name
         before = set(state.get("breaches", []))
         for name in sorted(set(health.breaches) - before):
-            self._alert(context, f"streaming query {query} breaches its SLO: {health.breaches[name]}", "warning",
+            # frames lost for good page as an error; the other SLOs warn
+            severity = "error" if name.startswith("skipped_offsets") else "warning"
+            self._alert(context, f"streaming query {query} breaches its SLO: {health.breaches[name]}", severity,
                         {"query": query, "slo": name, "kafka_lag": health.lag, "batch_age_s": health.batch_age_s},
                         dedup_key=f"argus/stream/{query}/{name}")
         for name in sorted(before - set(health.breaches)):

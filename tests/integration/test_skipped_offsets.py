@@ -1,0 +1,90 @@
+"""Records deleted ahead of the query's checkpoint (retention, or by hand) are skipped by
+Spark's Kafka source, which runs with failOnDataLoss=false so that one lost range cannot stop
+every camera: the skip must never be silent. The driver logs it, the status row holds it,
+and the supervisor's verdict breaches with the topic, partition and offset range."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka import Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from argus.bench.pipeline import driver_lines
+from argus.codec import encode_jpeg
+from argus.images import sample_frames
+from argus.schema import FrameMessage
+from argus.store import DetectionStore
+from argus.streaming import StreamJob, StreamJobSpec
+from argus.supervision.health import Thresholds, assess
+from argus.supervision.status import StreamStatusStore, now_ms
+from argus.topics import ensure_topics
+
+
+def produce(cfg, topic: str, camera: str, seqs: range) -> None:
+    producer = Producer({"bootstrap.servers": cfg.kafka_bootstrap})
+    image = encode_jpeg(sample_frames(1, (48, 64))[0])
+    for seq in seqs:
+        msg = FrameMessage(camera, int(time.time() * 1000), seq, 64, 48, image)
+        producer.produce(topic, key=msg.key, value=msg.jpeg, headers=msg.headers())
+    assert producer.flush(30) == 0
+
+
+def wait_stored(store, camera, n, job, timeout=300):
+    deadline = time.monotonic() + timeout
+    while len(store.frames(camera)) < n:
+        assert job.alive, f"streaming job exited:\n{job.log_tail()}"
+        assert time.monotonic() < deadline, f"timed out; log tail:\n{job.log_tail()}"
+        time.sleep(2)
+
+
+@pytest.mark.timeout(900)
+def test_offsets_deleted_ahead_of_the_checkpoint_are_named_not_skipped_silently(stack, cfg, unique, tmp_path):
+    topic, dlq = f"it.skip.{unique}", f"it.skip.{unique}.dlq"
+    ensure_topics(cfg.kafka_bootstrap, topic, dlq, partitions=1)
+    camera = f"skip-{unique}"
+    spec = StreamJobSpec(topic=topic, dlq_topic=dlq, checkpoint=f"{cfg.hdfs_uri}/argus/tests/{unique}/checkpoint",
+                         query_name=f"it_skip_{unique}", camera_models={"*": "blazeface"}, batch_size=4,
+                         max_offsets_per_trigger=10)
+    store = DetectionStore.from_config(cfg)
+    store.ensure_tables()
+    log_path = tmp_path / "stream.log"
+
+    produce(cfg, topic, camera, range(0, 20))
+    job = StreamJob(spec, cfg, log_path).start()
+    try:
+        wait_stored(store, camera, 20, job)
+    finally:
+        job.stop()
+    # while the query is down, 30 more frames arrive and the first 15 of them are deleted
+    produce(cfg, topic, camera, range(20, 50))
+    admin = AdminClient({"bootstrap.servers": cfg.kafka_bootstrap})
+    [(_, future)] = admin.delete_records([TopicPartition(topic, 0, 35)]).items()
+    assert future.result(30).low_watermark == 35
+
+    job = StreamJob(spec, cfg, log_path).start()
+    try:
+        wait_stored(store, camera, 35, job)
+        deadline = time.monotonic() + 60
+        while sum(e["skipped"] for e in driver_lines(log_path.read_text(), "ARGUS_SKIPPED")) < 15:
+            assert time.monotonic() < deadline, f"no skip reported; log tail:\n{job.log_tail()}"
+            time.sleep(2)
+        status = StreamStatusStore.from_config(cfg).read(spec.query_name)
+        health = assess(status, now_ms(), Thresholds())
+    finally:
+        job.kill()
+
+    # the stored frames are exactly those still in Kafka, none twice
+    seqs = sorted(int(r["key"].rsplit("#", 1)[1]) for r in store.frames(camera))
+    assert seqs == [*range(0, 20), *range(35, 50)]
+    # the driver's log names every skipped offset, once
+    entries = driver_lines(log_path.read_text(), "ARGUS_SKIPPED")
+    skipped = sorted(o for e in entries for p in e["partitions"] for a, b in p["ranges"] for o in range(a, b + 1))
+    assert skipped == list(range(20, 35)), entries
+    assert all(p["topic"] == topic and p["partition"] == 0 for e in entries for p in e["partitions"])
+    # the status row counts them and the supervisor's verdict names them, as an open breach
+    assert status.skipped["total"] == 15
+    [breach] = [text for name, text in health.breaches.items() if name.startswith("skipped_offsets@")]
+    assert f"{topic}/0 [" in breach and "35 offsets" not in breach
+    assert f"{topic}/0 [30-34]" in breach or f"{topic}/0 [20-" in breach, breach
