@@ -27,11 +27,13 @@ import sys
 import threading
 import time
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 
-from argus.pipeline import READ_STATUS, PipelineConfig, process_stream, records_from_pandas, tally
+from argus.pipeline import (READ_STATUS, DeadLetter, KafkaRecord, PipelineConfig, process_stream, records_from_pandas,
+                            send_dead_letters, tally)
 from argus.supervision.driver import EXIT_LEASE_HELD, LeaseKeeper, status_listener
 from argus.supervision.offsets import PartitionRead, SkipDetector
+from argus.supervision.poison import BatchFailures, isolate, ranges
 from argus.supervision.status import LeaseHeld, StreamStatusStore
 
 #: what each task returns: counts per status and the offsets read per partition
@@ -39,6 +41,8 @@ from argus.supervision.status import LeaseHeld, StreamStatusStore
 TALLY_SCHEMA = ("status string, n long, detections long, partition int, first long, last long, "
                 "task int, task_ms long, wait_ms long")
 TALLY_COLUMNS = [f.split()[0] for f in TALLY_SCHEMA.split(", ")]
+_EMPTY_TALLY = dict.fromkeys(TALLY_COLUMNS)
+RECORD_COLUMNS = ("key", "value", "headers", "topic", "partition", "offset", "timestamp")
 #: Kafka offset ranges per task before coalescing: the finer, the more even the tasks
 SPLITS_PER_TASK = 4
 
@@ -90,16 +94,30 @@ def read_frames(spark: SparkSession, args) -> DataFrame:
             .load())
 
 
-def write_batch(cfg: PipelineConfig, tasks: int, skips: SkipDetector):
+def run_pipeline(frames: DataFrame, cfg: PipelineConfig, tasks: int) -> list:
+    """One Spark job: the tasks validate, detect, write to HBase and dead-letter themselves,
+    and return their counts. One task per slot: more Kafka partitions than slots would queue
+    tasks one after the other, each paying Spark's and Python's per-task cost (coalesce
+    merges, no shuffle)."""
+    return (frames.select(*RECORD_COLUMNS)
+            .coalesce(tasks)
+            .mapInPandas(detect_partitions(cfg), TALLY_SCHEMA)
+            .collect())
+
+
+def write_batch(cfg: PipelineConfig, tasks: int, skips: SkipDetector, failures: BatchFailures, topic: str):
     def run(batch: DataFrame, batch_id: int) -> None:
-        # one stage: the tasks write to HBase and the DLQ themselves and return their counts.
-        # One task per slot: more Kafka partitions than slots would queue tasks one after the
-        # other, each paying Spark's and Python's per-task cost (coalesce merges, no shuffle)
         started = time.time()
-        tallies = (batch.select("key", "value", "headers", "topic", "partition", "offset", "timestamp")
-                   .coalesce(tasks)
-                   .mapInPandas(detect_partitions(cfg), TALLY_SCHEMA)
-                   .collect())
+        if failures.must_isolate(batch_id):
+            tallies = isolate_batch(batch, batch_id, cfg, tasks, failures, topic)
+        else:
+            try:
+                tallies = run_pipeline(batch, cfg, tasks)
+            except Exception as exc:
+                failing = failures.failed(batch_id, exc)
+                print("ARGUS_BATCH_FAILED " + json.dumps(failing), flush=True)
+                raise
+            failures.passed(batch_id)
         counts: dict[str, int] = {}
         for t in tallies:
             if t.status != READ_STATUS:
@@ -114,10 +132,67 @@ def write_batch(cfg: PipelineConfig, tasks: int, skips: SkipDetector):
                                            "detections": sum(t.detections for t in tallies),
                                            "tasks": len({t.task for t in tallies if t.status != READ_STATUS}),
                                            "collect_ms": int((time.time() - started) * 1000),
-                                           "task_ms": max((t.task_ms for t in tallies), default=0),
-                                           "wait_ms": max((t.wait_ms for t in tallies), default=0)}), flush=True)
+                                           "task_ms": max((t.task_ms or 0 for t in tallies), default=0),
+                                           "wait_ms": max((t.wait_ms or 0 for t in tallies), default=0)}), flush=True)
 
     return run
+
+
+def isolate_batch(batch: DataFrame, batch_id: int, cfg: PipelineConfig, tasks: int, failures: BatchFailures,
+                  topic: str) -> list:
+    """The batch failed ``failures.after`` times in a row: run it in halves, bisecting down to
+    the records that fail alone, dead-letter those from here and store the rest."""
+    keys = sorted((r.partition, r.offset) for r in batch.select("partition", "offset").collect())
+    print("ARGUS_ISOLATING " + json.dumps({"batch": batch_id, "records": len(keys),
+                                           "after_failures": failures.attempts(batch_id)}), flush=True)
+    tallies: list = []
+
+    def run(part: list[tuple[int, int]]) -> None:
+        tallies.extend(t for t in run_pipeline(batch.filter(_among(part)), cfg, tasks) if t.status != READ_STATUS)
+
+    poison = isolate(keys, run, lambda: services_answer(cfg))
+    letters = [DeadLetter(_read_back(batch, key, topic), f"failed its micro-batch {failures.after} times and "
+                          f"again alone, so it was isolated: {why}", "isolate") for key, why in poison]
+    send_dead_letters(letters, cfg)
+    entry = failures.isolated(batch_id, poison, topic)
+    print("ARGUS_ISOLATED " + json.dumps(entry), flush=True)
+    # every record was read: stored, dead-lettered by its task, or isolated here
+    isolated = [Row(**{**_EMPTY_TALLY, "status": "isolated", "n": len(poison), "detections": 0})] if poison else []
+    reads = tally([{"status": "isolated", "detections": 0, "partition": p, "offset": o} for p, o in keys])
+    return [*tallies, *isolated, *(Row(**{**_EMPTY_TALLY, **r}) for r in reads if r["status"] == READ_STATUS)]
+
+
+def _among(part: list[tuple[int, int]]) -> Column:
+    from pyspark.sql import functions as F
+
+    cond = None
+    for partition, first, last in ranges(part):
+        this = (F.col("partition") == partition) & F.col("offset").between(first, last)
+        cond = this if cond is None else cond | this
+    return cond
+
+
+def _read_back(batch: DataFrame, key: tuple[int, int], topic: str) -> KafkaRecord:
+    """The isolated record itself, for its dead letter; if even reading it fails, a letter
+    that says where it was (its offset stays readable in Kafka until retention)."""
+    try:
+        pdf = batch.filter(_among([key])).select(*RECORD_COLUMNS).toPandas()
+        return next(records_from_pandas(pdf))
+    except Exception:
+        return KafkaRecord(None, b"", [], topic, key[0], key[1], 0)
+
+
+def services_answer(cfg: PipelineConfig) -> None:
+    """Raise unless HBase (Thrift) and Kafka answer: a record is only ever blamed while they do."""
+    import happybase
+    from confluent_kafka.admin import AdminClient
+
+    connection = happybase.Connection(cfg.hbase_host, cfg.hbase_port, timeout=10_000)
+    try:
+        connection.tables()
+    finally:
+        connection.close()
+    AdminClient({"bootstrap.servers": cfg.kafka_bootstrap}).list_topics(timeout=10)
 
 
 def main(argv: list[str]) -> int:
@@ -142,6 +217,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--query-name", default="argus_stream_detect")
     p.add_argument("--lease-ttl-seconds", type=float, default=15.0,
                    help="the query's lease lapses this long after the driver's last heartbeat")
+    p.add_argument("--poison-after-failures", type=int, default=2,
+                   help="failures of the same micro-batch in a row before its failing records are isolated "
+                        "and dead-lettered")
     p.add_argument("--launch-id", default=None, help="the supervisor's id of this launch (recorded in the lease)")
     args = p.parse_args(argv)
 
@@ -176,10 +254,11 @@ def run_query(args, keeper: LeaseKeeper) -> None:
                          batch_size=args.batch_size)
     spark = SparkSession.builder.appName(f"argus-stream-detect:{args.query_name}").getOrCreate()
     skips = SkipDetector()
+    failures = BatchFailures(keeper, args.poison_after_failures)
     spark.streams.addListener(status_listener(keeper, args.query_name, skips))
     query = (read_frames(spark, args).writeStream
              .queryName(args.query_name)
-             .foreachBatch(write_batch(cfg, args.tasks, skips))
+             .foreachBatch(write_batch(cfg, args.tasks, skips, failures, args.topic))
              .option("checkpointLocation", args.checkpoint)
              .trigger(processingTime=f"{args.trigger_seconds} seconds")
              .start())

@@ -73,6 +73,12 @@ class ArgusConfig:
             for name, default in DEFAULT_PORTS.items()
         }
 
+    @cached_property
+    def detector_plugins(self) -> tuple[str, ...]:
+        """Modules that register detector backends of their own (``ARGUS_DETECTOR_PLUGINS``,
+        comma-separated; see argus.detect.backends)."""
+        return tuple(m.strip() for m in os.environ.get("ARGUS_DETECTOR_PLUGINS", "").split(",") if m.strip())
+
     def port(self, name: str) -> int:
         return self.ports[name]
 

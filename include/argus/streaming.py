@@ -44,6 +44,9 @@ class StreamJobSpec:
     tasks_per_gpu: int = 0  # >0: executors take one GPU each and this many tasks share it
     #: the driver's lease on the query lapses this long after its last heartbeat
     lease_ttl_seconds: float = 15.0
+    #: failures of the same micro-batch in a row before its failing records are isolated
+    #: (argus.supervision.poison)
+    poison_after_failures: int = 2
 
     @property
     def task_slots(self) -> int:
@@ -89,7 +92,8 @@ class StreamJobSpec:
                 "--tasks", str(self.task_slots),
                 "--hbase-host", cfg.host, "--hbase-port", str(cfg.port("hbase_thrift")),
                 "--hbase-admin-port", str(cfg.port("hbase_thrift2")),
-                "--lease-ttl-seconds", str(self.lease_ttl_seconds), *launch]
+                "--lease-ttl-seconds", str(self.lease_ttl_seconds),
+                "--poison-after-failures", str(self.poison_after_failures), *launch]
 
 
 class StreamJob:

@@ -126,6 +126,9 @@ def stream_job_params() -> dict[str, Param]:
                                   description="where a query without a checkpoint starts"),
         "lease_ttl_seconds": _number(spec.lease_ttl_seconds, "number", 3, 300,
                                      "the driver is taken for dead this long after its last heartbeat"),
+        "poison_after_failures": _number(spec.poison_after_failures, "integer", 1, 10,
+                                         "failures of the same micro-batch in a row before the records that fail "
+                                         "it are isolated and dead-lettered"),
         "thresholds": Param(thr.to_dict(), type="object", additionalProperties=False, description="SLOs", properties={
             "max_lag_records": {"type": "integer", "minimum": 0, "description": "Kafka records behind"},
             "max_batch_age_s": {"type": "number", "exclusiveMinimum": 0,

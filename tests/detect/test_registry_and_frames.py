@@ -80,3 +80,32 @@ def test_bad_frames_get_a_clear_error(frame, reason):
     with pytest.raises(InvalidFrameError, match=reason) as info:
         as_rgb(frame, index=7)
     assert info.value.index == 7 and "frame 7" in str(info.value)
+
+
+def test_a_plugin_module_registers_a_backend_family(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import numpy as np
+
+    from argus.detect import Detector, backends
+
+    plugins = Path(__file__).resolve().parents[1] / "plugins"
+    monkeypatch.syspath_prepend(str(plugins))
+    monkeypatch.setenv("ARGUS_DETECTOR_PLUGINS", "fault_detector")
+    monkeypatch.setenv("ARGUS_MODEL_REGISTRY", str(plugins / "fault_models.yaml"))
+    monkeypatch.setattr(backends, "_plugins_loaded", False)
+    assert "test-crash-on-white" in backends.families()
+    assert {"centernet", "tf-od-api", "yolov2", "blazeface"} <= set(backends.families())
+    assert Detector("crash-on-white").detect([np.zeros((48, 64, 3), np.uint8)]) == [[]]
+
+
+def test_a_plugin_that_does_not_import_is_named(monkeypatch):
+    from argus.detect import DetectorError, backends
+
+    monkeypatch.setenv("ARGUS_DETECTOR_PLUGINS", "no_such_plugin_module")
+    monkeypatch.setattr(backends, "_plugins_loaded", False)
+    with pytest.raises(DetectorError, match="detector plugin 'no_such_plugin_module'"):
+        backends.families()
+    monkeypatch.setattr(backends, "_plugins_loaded", False)
+    monkeypatch.delenv("ARGUS_DETECTOR_PLUGINS")
+    backends.families()

@@ -314,3 +314,81 @@ def test_the_keeper_keeps_skips_across_drivers():
     assert entry["text"] == "t/1 [7-7] (1 offsets)"
     row = store.read("q").skipped
     assert row["total"] == 6 and [e["batch"] for e in row["recent"]] == [3, 9]
+
+
+# ---- poison micro-batches ----
+
+def test_isolate_bisects_down_to_the_records_that_fail_alone():
+    from argus.supervision.poison import isolate, ranges
+
+    keys = [(0, o) for o in range(10)] + [(1, o) for o in range(5)]
+    poison = {(0, 6), (1, 2)}
+    runs, stored = [], set()
+
+    def run(part):
+        runs.append(len(part))
+        if poison & set(part):
+            raise RuntimeError("An error occurred while calling o91.collectToPython.\n: org.apache.spark.SparkException: "
+                               "Job aborted due to stage failure: Task 0 in stage 3.0 failed 1 times, most recent "
+                               "failure: Lost task 0.0 in stage 3.0 (TID 7) (127.0.0.1 executor 0): "
+                               "org.apache.spark.SparkException: Python worker exited unexpectedly (crashed). "
+                               "Consider setting ...\n\tat org.apache.spark.api.python.BasePythonRunner")
+        stored.update(part)
+
+    found = isolate(keys, run, healthy=lambda: None)
+    assert found == [((0, 6), "SparkException: Python worker exited unexpectedly (crashed)."),
+                     ((1, 2), "SparkException: Python worker exited unexpectedly (crashed).")]
+    assert stored == set(keys) - poison  # everything else stored once isolated
+    assert len(runs) < 2 * len(keys)
+    assert ranges([(0, 1), (0, 2), (0, 4), (1, 4), (1, 5)]) == [(0, 1, 2), (0, 4, 4), (1, 4, 5)]
+
+
+def test_isolate_blames_no_record_while_a_service_is_down():
+    from argus.supervision.poison import isolate
+
+    def run(part):
+        raise ConnectionError("HBase Thrift server unreachable")
+
+    def healthy():
+        raise ConnectionError("HBase Thrift server unreachable")
+
+    with pytest.raises(ConnectionError):
+        isolate([(0, 1), (0, 2)], run, healthy)
+
+
+def test_failures_of_the_same_batch_count_across_drivers_until_it_is_isolated():
+    from argus.supervision.poison import BatchFailures
+
+    store = MemoryStatusStore()
+    first, _ = keeper(store)
+    first.acquire()
+    failures = BatchFailures(first, after=2)
+    assert not failures.must_isolate(7)
+    failures.failed(7, RuntimeError("boom"))
+    first.release("failed")
+    second, _ = keeper(store)
+    second.acquire()
+    failures = BatchFailures(second, after=2)
+    assert failures.attempts(7) == 1 and not failures.must_isolate(7)
+    failing = failures.failed(7, RuntimeError("boom"))
+    assert failing["attempts"] == 2 and failures.must_isolate(7)
+    assert failures.attempts(8) == 0  # another batch starts from zero
+    # the dead verdict says so, and the second failure in a row is a crash loop
+    second.release("failed", "RuntimeError: boom")
+    health = assess(store.read("q"), now_ms_(), T)
+    assert health.state == DEAD and "micro-batch 7 failed 2 time(s) in a row (RuntimeError: boom)" in health.reasons[1]
+    assert "crash loop: micro-batch 7 failed 2 times" in health.breaches["crash_loop@7"]
+    third, _ = keeper(store)
+    third.acquire()
+    failures = BatchFailures(third, after=2)
+    entry = failures.isolated(7, [((0, 12), "Python worker exited")], "argus.frames")
+    assert store.read("q").failing == {} and store.read("q").isolated["total"] == 1
+    assert entry["records"] == [{"partition": 0, "offset": 12, "reason": "Python worker exited"}]
+    status = store.read("q")
+    healthy = assess(StreamStatus("q", lease=lease(heartbeat_ms=now_ms_()), progress=PROGRESS, batch_ms=now_ms_(),
+                                  isolated=status.isolated), now_ms_(), T)
+    assert "argus.frames/0/12 (Python worker exited)" in healthy.breaches["isolated@7"]
+
+
+def now_ms_() -> int:
+    return int(time.time() * 1000)

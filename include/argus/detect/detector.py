@@ -75,27 +75,9 @@ def _cfg_path(spec: ModelSpec) -> Path:
     return Path(cfg)
 
 
-def _load(spec: ModelSpec, threads: int) -> Backend:
-    if spec.family == "centernet":
-        from argus.detect.centernet import CenterNetBackend, ensure_centernet
-
-        return CenterNetBackend(ensure_centernet(models_dir()), threads=threads)
-    if spec.family == "tf-od-api":
-        from argus.detect.ssd import SsdBackend
-
-        (graph,) = model_files(spec).values()
-        return SsdBackend(spec.name, graph, spec.classes, spec.input_size)
-    if spec.family == "blazeface":
-        from argus.detect.blazeface import BlazeFaceBackend
-
-        (tflite,) = model_files(spec).values()
-        return BlazeFaceBackend(spec.name, tflite, spec.classes, spec.input_size, spec.options["anchors"], threads)
-    if spec.family == "yolov2":
-        cfg, weights = _cfg_path(spec), _weights_path(spec)
-        from argus.detect.yolo import YoloBackend
-
-        return YoloBackend(spec.name, cfg, weights, list(spec.classes), threads=threads)
-    raise DetectorError(f"model {spec.name!r}: no backend for family {spec.family!r}")
+def darknet_files(spec: ModelSpec) -> tuple[Path, Path]:
+    """A Darknet model's cfg and weights files."""
+    return _cfg_path(spec), _weights_path(spec)
 
 
 def load_backend(spec: ModelSpec) -> Backend:
@@ -105,9 +87,11 @@ def load_backend(spec: ModelSpec) -> Backend:
         if backend is None:
             from argus.detect.devices import configure_devices, framework_for
 
+            from argus.detect import backends
+
             threads = configure_devices(framework_for(spec.family)).cpu_threads
             try:
-                backend = _load(spec, threads)
+                backend = backends.family(spec.family).factory(spec, threads)
             except DetectorError:
                 raise
             except Exception as exc:  # corrupt files, incompatible graphs: name the model

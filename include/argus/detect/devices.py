@@ -152,9 +152,13 @@ def _configure_torch(threads: int, memory: str | None) -> tuple[str, ...]:
 
 
 def framework_for(family: str) -> str:
-    """The framework a model family runs in: the Keras backend for the Keras-built YOLOv2,
-    TensorFlow for the graph models (CenterNet, SSD, BlazeFace)."""
-    return keras_backend() if family == "yolov2" else "tensorflow"
+    """The framework a model family runs in, as its backend registered it
+    (:mod:`argus.detect.backends`): the Keras backend for the Keras-built YOLOv2, TensorFlow
+    for the graph models (CenterNet, SSD, BlazeFace)."""
+    from argus.detect.backends import family as backend_family
+
+    framework = backend_family(family).framework
+    return keras_backend() if framework == "keras" else framework
 
 
 def configure_devices(framework: str | None = None) -> DeviceConfig:

@@ -17,7 +17,6 @@ import yaml
 from argus.detect.types import DetectorError
 
 BUILTIN = Path(__file__).with_name("models.yaml")
-FAMILIES = ("centernet", "tf-od-api", "yolov2", "blazeface")
 
 COCO_CLASSES = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
@@ -51,8 +50,10 @@ class ModelSpec:
     def parse(cls, name: str, entry: dict[str, Any]) -> ModelSpec:
         try:
             family = entry["family"]
-            if family not in FAMILIES:
-                raise DetectorError(f"model {name!r}: unknown family {family!r} (known: {', '.join(FAMILIES)})")
+            from argus.detect.backends import families
+
+            if family not in families():
+                raise DetectorError(f"model {name!r}: unknown family {family!r} (known: {', '.join(families())})")
             classes = entry["classes"]
             classes = COCO_CLASSES if classes == "coco" else tuple(str(c) for c in classes)
             height, width = (int(v) for v in entry["input_size"])

@@ -129,7 +129,16 @@ def summarize(progress: dict[str, Any], at_ms: int) -> dict[str, Any]:
 
 
 def _dead(reason: str, status: StreamStatus, lag: int | None = None) -> Health:
-    return Health(DEAD, (reason,), lag=lag, owner=status.lease.owner if status.lease else None)
+    reasons, breaches = [reason], {}
+    failing = status.failing or {}
+    if failing.get("attempts"):
+        batch, attempts, after = failing.get("batch"), int(failing["attempts"]), failing.get("after")
+        reasons.append(f"micro-batch {batch} failed {attempts} time(s) in a row ({failing.get('error')}); "
+                       f"its failing records are isolated after {after}")
+        if attempts >= 2:  # the same batch again: a crash loop, an SLO breach in itself
+            breaches[f"crash_loop@{batch}"] = (f"crash loop: micro-batch {batch} failed {attempts} times in a row: "
+                                               f"{failing.get('error')}")
+    return Health(DEAD, tuple(reasons), breaches, lag=lag, owner=status.lease.owner if status.lease else None)
 
 
 def assess(status: StreamStatus, now_ms: int, thresholds: Thresholds, *, launch_id: str | None = None,
@@ -197,6 +206,7 @@ def assess(status: StreamStatus, now_ms: int, thresholds: Thresholds, *, launch_
         breaches["throughput"] = (f"input rows/s above processed rows/s for the last {len(recent)} batches "
                                   f"(last: {recent[-1].get('in_rps') or 0:.1f} > {recent[-1].get('done_rps') or 0:.1f})")
     breaches.update(skipped_breach(status, now_ms))
+    breaches.update(isolated_breach(status, now_ms))
     return Health(HEALTHY, (), breaches, lag=lag, batch_age_s=age_s, owner=lease.owner)
 
 
@@ -214,3 +224,17 @@ def skipped_breach(status: StreamStatus, now_ms: int) -> dict[str, str]:
     return {f"skipped_offsets@{last.get('batch')}": (
         f"micro-batch {last.get('batch')} skipped {last.get('skipped')} offset(s) it could not read "
         f"(deleted or past retention): {last.get('text')}; {status.skipped.get('total')} skipped in all")}
+
+
+def isolated_breach(status: StreamStatus, now_ms: int) -> dict[str, str]:
+    """The newest records isolated from a poison micro-batch (``s:isolated``), as a breach
+    named after its batch; none once older than :data:`SKIPPED_BREACH_S`."""
+    from argus.supervision.poison import describe as describe_isolated
+
+    recent = (status.isolated or {}).get("recent") or []
+    if not recent or now_ms - int(recent[-1].get("ms", 0)) > SKIPPED_BREACH_S * 1000:
+        return {}
+    last = recent[-1]
+    return {f"isolated@{last.get('batch')}": (
+        f"micro-batch {last.get('batch')} kept failing; {len(last.get('records', []))} record(s) that failed it "
+        f"alone were dead-lettered (stage isolate): {describe_isolated(last)}")}

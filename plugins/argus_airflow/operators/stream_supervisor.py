@@ -223,10 +223,13 @@ class StreamSupervisorOperator(BaseOperator):
         delay_s = max(delay_s, (safe_at_ms - now_ms()) / 1000)
         state["restarts"] = [*restarts, now]
         # a skip already alerted stays alerted; the other SLOs are judged afresh
-        state["breaches"] = [b for b in state.get("breaches", []) if b.startswith("skipped_offsets@")]
+        state["breaches"] = [b for b in state.get("breaches", []) if b.startswith(("skipped_offsets@", "isolated@"))]
+        loop = [text for name, text in health.breaches.items() if name.startswith("crash_loop@")]
         self._alert(context, f"streaming query {query} {health.state} ({'; '.join(health.reasons)}): "
                              f"restarting from its checkpoint" + (f" in {delay_s:.0f}s" if delay_s >= 1 else ""),
-                    "error", {**details, "restart": len(state["restarts"]), "delay_s": round(delay_s, 1)})
+                    "critical" if loop else "error",
+                    {**details, "restart": len(state["restarts"]), "delay_s": round(delay_s, 1),
+                     **({"crash_loop": loop[0]} if loop else {})})
         if delay_s >= 1:
             self._defer_relaunch(state, delay_s)
         self._launch(settings, state, context)
@@ -237,7 +240,7 @@ class StreamSupervisorOperator(BaseOperator):
         before = set(state.get("breaches", []))
         for name in sorted(set(health.breaches) - before):
             # frames lost for good page as an error; the other SLOs warn
-            severity = "error" if name.startswith("skipped_offsets") else "warning"
+            severity = "error" if name.startswith(("skipped_offsets@", "isolated@")) else "warning"
             self._alert(context, f"streaming query {query} breaches its SLO: {health.breaches[name]}", severity,
                         {"query": query, "slo": name, "kafka_lag": health.lag, "batch_age_s": health.batch_age_s},
                         dedup_key=f"argus/stream/{query}/{name}")
