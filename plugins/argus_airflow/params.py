@@ -147,8 +147,14 @@ def stream_job_params() -> dict[str, Param]:
             "base_s": {"type": "number", "minimum": 0},
             "factor": {"type": "number", "minimum": 1},
             "max_delay_s": {"type": "number", "minimum": 0},
-            "max_restarts": {"type": "integer", "minimum": 1},
+            "max_restarts": {"type": "integer", "minimum": 1,
+                             "description": "restarts within window_s before giving up (a sustained rate)"},
             "window_s": {"type": "number", "exclusiveMinimum": 0},
+            "same_failure_limit": {"type": "integer", "minimum": 1,
+                                   "description": "restarts in a row for the same recorded failure before giving up"},
+            "healthy_reset_s": {"type": "number", "exclusiveMinimum": 0,
+                                "description": "a driver that ran this long was healthy: the history starts afresh"},
+            "repage_s": {"type": "number", "minimum": 60, "description": "once given up, page again this often"},
         }),
     }
 

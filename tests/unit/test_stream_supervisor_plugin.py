@@ -228,9 +228,66 @@ def test_a_dead_driver_is_fenced_alerted_and_restarted_at_once_then_with_backoff
     deferred = h.call("relaunch", state=deferred.kwargs["state"])
     assert len(h.launches) == 3 and deferred.method_name == "execute_complete"
 
-    with pytest.raises(AirflowFailException, match="2 restarts within 3600s"):
-        h.op.execute_complete(h.context, event=dead_event(), state=deferred.kwargs["state"])
-    assert h.alerts[-1][1] == "critical" and "gives up" in h.alerts[-1][0]
+    # the limit reached: no more restarts, a critical page with what to do, and again later
+    deferred = h.call("execute_complete", event=dead_event(), state=deferred.kwargs["state"])
+    assert len(h.launches) == 3 and deferred.method_name == "repage"
+    wait = (deferred.trigger.moment.timestamp() - time.time())
+    assert 1790 < wait <= 1800
+    summary, severity, details, dedup = h.alerts[-1]
+    assert severity == "critical" and "no longer restarted: 2 restarts within 3600s" in summary
+    assert "clear task supervise_stream" in details["what_to_do"] and dedup == "argus/stream/q/given_up"
+    deferred = h.call("repage", state=deferred.kwargs["state"])
+    assert deferred.method_name == "repage" and "(page 2)" in h.alerts[-1][0] and len(h.launches) == 3
+    # a person starts the job by hand: the next page finds it running and watches it instead
+    h.remote_lease()
+    deferred = h.call("repage", state=deferred.kwargs["state"])
+    assert deferred.method_name == "execute_complete" and deferred.kwargs["state"]["given_up"] is None
+    assert len(h.alerts) == 4  # two restarts, two pages; none once it runs again
+
+
+def test_independent_faults_keep_being_restarted_a_repeated_failure_gives_up(plugin):
+    h = OperatorHarness({"restart": {"base_s": 1, "max_delay_s": 4}})
+    state = h.call("execute").kwargs["state"]
+    # six driver kills within the hour: no failure recorded, each is restarted (backoff capped)
+    delays = []
+    for _ in range(6):
+        deferred = h.call("execute_complete", event=dead_event(), state=state)
+        state = deferred.kwargs["state"]
+        delays.append(h.alerts[-1][2]["delay_s"])
+        if deferred.method_name == "relaunch":
+            state = h.call("relaunch", state=state).kwargs["state"]
+    assert len(h.launches) == 7 and delays == [0, 1, 2, 4, 4, 4]
+    assert all(a[1] == "error" for a in h.alerts)
+    # the same recorded failure, three times in a row: a loop, given up
+    h.store.rows["q"] = {**h.store.rows.get("q", {}), b"failing": json.dumps(
+        {"batch": 12, "attempts": 1, "error": "ValueError: bad checkpoint 3"}).encode()}
+    for _ in range(2):
+        deferred = h.call("execute_complete", event=dead_event(), state=state)
+        state = h.call("relaunch", state=deferred.kwargs["state"]).kwargs["state"] \
+            if deferred.method_name == "relaunch" else deferred.kwargs["state"]
+    deferred = h.call("execute_complete", event=dead_event(), state=state)
+    assert deferred.method_name == "repage"
+    assert "the same failure 3 times in a row (limit 3): micro-batch 12: ValueError: bad checkpoint #" in h.alerts[-1][0]
+
+
+def test_restart_history_is_forgotten_after_a_healthy_period_and_a_new_stack_start(plugin, tmp_path, monkeypatch):
+    from argus.supervision.restart import RestartPolicy
+
+    policy = RestartPolicy(base_s=10, healthy_reset_s=600)
+    now = int(time.time() * 1000)
+    busy = [{"ms": now - 300_000, "failure": None}, {"ms": now - 200_000, "failure": None}]
+    assert policy.delay_s(busy, now) == 20
+    # the last driver ran for 11 minutes before it died: it was healthy, start afresh
+    assert policy.delay_s([{"ms": now - 1_200_000, "failure": None}, {"ms": now - 660_000, "failure": None}], now) == 0
+    # a new `argus stack up`: the supervisor forgets what came before
+    monkeypatch.setenv("ARGUS_STATE_DIR", str(tmp_path))
+    h = OperatorHarness()
+    state = {"restarts": busy, "stack_epoch": "old"}
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "stack-epoch").write_text("1796320000.000 kafka\n")
+    assert h.op._since_stack_start(state) == [] and state["stack_epoch"] == "1796320000.000 kafka"
+    state["restarts"] = busy
+    assert h.op._since_stack_start(state) == busy
 
 
 def test_each_breach_alerts_once_per_episode(plugin):

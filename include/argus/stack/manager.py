@@ -23,6 +23,18 @@ from argus.stack.service import Service, StackContext
 from argus.stack.services import SERVICES, by_name, resolve
 
 
+#: written by every ``up`` that started a service (see :func:`stack_epoch`)
+EPOCH_FILE = "stack-epoch"
+
+
+def stack_epoch(cfg: ArgusConfig | None = None) -> str | None:
+    """Which start of the stack this is (changes whenever ``up`` starts a service), or None."""
+    try:
+        return ((cfg or ArgusConfig()).state_dir / "run" / EPOCH_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
 class StackError(RuntimeError):
     """One or more services could not be started; the message names each and its log."""
 
@@ -132,6 +144,10 @@ class Stack:
 
         with ThreadPoolExecutor(max_workers=len(services)) as pool:
             list(pool.map(bring_up, services))
+        if result.started:  # a new start of the stack: supervisors forget the restarts before it
+            epoch = self.cfg.state_dir / "run" / EPOCH_FILE
+            epoch.parent.mkdir(parents=True, exist_ok=True)
+            epoch.write_text(f"{time.time():.3f} {','.join(sorted(result.started))}\n")
         if failed:
             lines = "\n".join(f"- {name}: {msg}" for name, msg in failed.items())
             raise StackError(f"{len(failed)} service(s) did not come up:\n{lines}")

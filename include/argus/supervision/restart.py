@@ -1,9 +1,23 @@
-"""When to restart a dead streaming job: exponential backoff, and a cap per time window."""
+"""When to restart a dead streaming job, and when to stop and page a person instead.
+
+A crash loop and a run of independent faults look alike if only restarts are counted: five
+driver kills in an hour are five faults, not a loop. So the supervisor gives up only on
+
+- **the same failure repeating**: ``same_failure_limit`` restarts in a row for the same
+  failure (the same reason, the same failing micro-batch and error), or
+- **a sustained rate**: more than ``max_restarts`` within ``window_s``;
+
+and otherwise keeps restarting with capped exponential backoff. The history is forgotten
+after a healthy period (a driver that ran ``healthy_reset_s`` before it died starts the
+backoff afresh) and when the stack starts anew.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 
 class TooManyRestarts(RuntimeError):
@@ -12,34 +26,76 @@ class TooManyRestarts(RuntimeError):
 
 @dataclass(frozen=True)
 class RestartPolicy:
-    """The first restart in a window is immediate, the next ones wait ``base_s``, then twice as
-    long each time, up to ``max_delay_s``; more than ``max_restarts`` within ``window_s`` fails.
+    """The first restart is immediate, the next ones wait ``base_s``, then ``factor`` times
+    longer each time, up to ``max_delay_s``.
 
-    :param base_s: wait before the second restart of a window.
+    :param base_s: wait before the second restart in a row.
     :param factor: growth of the wait per further restart.
     :param max_delay_s: cap of the wait.
-    :param max_restarts: restarts allowed within ``window_s``.
+    :param max_restarts: restarts allowed within ``window_s`` (a sustained rate; give up beyond).
     :param window_s: the sliding window restarts are counted in.
+    :param same_failure_limit: restarts in a row for the same failure before giving up.
+    :param healthy_reset_s: a driver that ran this long before it died was healthy: the
+        restarts before it no longer count (backoff and limits start afresh).
+    :param repage_s: once given up, page again this often until a person acts.
     """
 
     base_s: float = 10.0
     factor: float = 2.0
     max_delay_s: float = 300.0
-    max_restarts: int = 5
+    max_restarts: int = 30
     window_s: float = 3600.0
+    same_failure_limit: int = 3
+    healthy_reset_s: float = 600.0
+    repage_s: float = 1800.0
 
-    def recent(self, restarts_ms: Sequence[int], now_ms: int) -> list[int]:
-        """The restarts (ms since the epoch) still inside the window."""
-        return [t for t in restarts_ms if now_ms - t < self.window_s * 1000]
+    def history(self, restarts: Sequence[int | dict[str, Any]], now_ms: int) -> list[dict[str, Any]]:
+        """The restarts that still count: within the window, and none before a healthy period
+        (entries ``{"ms", "failure"}``; bare ms from older supervisors are read too)."""
+        entries = [r if isinstance(r, dict) else {"ms": int(r), "failure": None} for r in restarts]
+        entries = [e for e in entries if now_ms - e["ms"] < self.window_s * 1000]
+        if entries and now_ms - entries[-1]["ms"] >= self.healthy_reset_s * 1000:
+            return []
+        return entries
 
-    def delay_s(self, restarts_ms: Sequence[int], now_ms: int) -> float:
-        """Seconds to wait before the next restart; raises :class:`TooManyRestarts`."""
-        n = len(self.recent(restarts_ms, now_ms))
-        if n >= self.max_restarts:
-            raise TooManyRestarts(f"{n} restarts within {self.window_s:.0f}s (limit {self.max_restarts})")
-        if n == 0:
+    def recent(self, restarts: Sequence[int | dict[str, Any]], now_ms: int) -> list[dict[str, Any]]:
+        return self.history(restarts, now_ms)
+
+    def delay_s(self, restarts: Sequence[int | dict[str, Any]], now_ms: int, failure: str | None = None) -> float:
+        """Seconds to wait before the next restart for ``failure``; raises :class:`TooManyRestarts`."""
+        history = self.history(restarts, now_ms)
+        if len(history) >= self.max_restarts:
+            raise TooManyRestarts(f"{len(history)} restarts within {self.window_s:.0f}s (limit {self.max_restarts})")
+        if failure is not None:
+            same = 1
+            for entry in reversed(history):
+                if entry.get("failure") != failure:
+                    break
+                same += 1
+            if same >= self.same_failure_limit:
+                raise TooManyRestarts(f"the same failure {same} times in a row (limit {self.same_failure_limit}): "
+                                      f"{failure}")
+        if not history:
             return 0.0
-        return min(self.max_delay_s, self.base_s * self.factor ** (n - 1))
+        return min(self.max_delay_s, self.base_s * self.factor ** (len(history) - 1))
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def recorded_failure(status) -> str | None:
+    """What makes two failures the same one, from the status row (a
+    :class:`~argus.supervision.status.StreamStatus`): the failing micro-batch and its error,
+    else the error the driver ended with. None for a driver that recorded nothing (killed,
+    out of memory, its host gone): such faults are independent of each other and count only
+    towards the rate. Numbers that change from one run to the next are taken out."""
+    failing = status.failing or {}
+    if failing.get("attempts"):  # the same batch (same offsets) with the same error
+        return f"micro-batch {failing.get('batch')}: {_steady(str(failing.get('error')))}"
+    if status.lease is not None and status.lease.released and (status.state or {}).get("state") == "failed":
+        return f"driver failed: {_steady(str((status.state or {}).get('message') or ''))}"
+    return None
+
+
+def _steady(text: str) -> str:
+    return re.sub(r"\b\d+(\.\d+)?\b", "#", text)[:500]

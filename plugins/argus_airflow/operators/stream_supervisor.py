@@ -7,7 +7,7 @@ import socket
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
 from airflow.sdk import BaseOperator
@@ -20,7 +20,7 @@ from argus.streaming import StreamJob
 from argus.supervision.control import fence, stop_stream
 from argus.supervision.health import Health
 from argus.supervision.process import driver_alive
-from argus.supervision.restart import TooManyRestarts
+from argus.supervision.restart import TooManyRestarts, recorded_failure
 from argus.supervision.status import StreamStatusStore, now_ms
 from argus_airflow.notifiers import ArgusAlert, send_alert
 from argus_airflow.params import StreamSettings, stream_settings
@@ -51,8 +51,13 @@ class StreamSupervisorOperator(BaseOperator):
       ``TimeDeltaTrigger``, not in a worker.
     - **Alerts** (``argus_airflow.notifiers``): one on every restart (dead or stalled, with why),
       one when an SLO breach opens (lag, batch age, batch duration, throughput, offsets skipped
-      because they could not be read: each skip once, as an error); too many
-      restarts within the window alert as critical and fail the task without retries.
+      because they could not be read: each skip once, as an error).
+    - **Giving up** (:class:`~argus.supervision.restart.RestartPolicy`): only on the same
+      recorded failure repeating, or a sustained restart rate; independent faults (a killed
+      driver) keep being restarted with capped backoff, and a healthy period or a new stack
+      start forgets the history. Once given up, the task stays deferred and pages critical
+      every ``repage_s`` with what to do, until a person clears or fails it, or a driver runs
+      again.
 
     :param stream: the job's settings, named like the DAG's params (:func:`stream_job_params`);
         by default the DAG run's params.
@@ -206,22 +211,22 @@ class StreamSupervisorOperator(BaseOperator):
                       spec.query_name, launch_id, job.proc.pid, spec.checkpoint_location(cfg), job.log_path)
 
     def _restart(self, settings: StreamSettings, state: dict[str, Any], health: Health, context: Context) -> None:
-        query = settings.spec.query_name
+        query, policy = settings.spec.query_name, settings.restart
         now = now_ms()
+        failure = recorded_failure(self._store().read(query))
         safe_at_ms = self._fence(self._store(), query, context)
-        restarts = settings.restart.recent(state.get("restarts", []), now)
+        history = policy.history(self._since_stack_start(state), now)
         checkpoint = settings.spec.checkpoint_location(ArgusConfig())
         details = {"query": query, "state": health.state, "reasons": "; ".join(health.reasons),
-                   "checkpoint": checkpoint, "restarts_in_window": len(restarts), "kafka_lag": health.lag}
+                   "checkpoint": checkpoint, "restarts_in_window": len(history), "kafka_lag": health.lag,
+                   **({"failure": failure} if failure else {})}
         try:
-            delay_s = settings.restart.delay_s(restarts, now)
+            delay_s = policy.delay_s(history, now, failure)
         except TooManyRestarts as exc:
-            self._alert(context, f"streaming query {query} keeps failing, supervisor gives up: {exc}",
-                        "critical", details)
-            raise AirflowFailException(f"streaming query {query}: {exc}; last: {'; '.join(health.reasons)}") from None
+            self._give_up(settings, state, health, str(exc), details, context)  # defers: never returns
         # a driver elsewhere may run until its lease has surely lapsed
         delay_s = max(delay_s, (safe_at_ms - now_ms()) / 1000)
-        state["restarts"] = [*restarts, now]
+        state["restarts"] = [*history, {"ms": now, "failure": failure}]
         # a skip already alerted stays alerted; the other SLOs are judged afresh
         state["breaches"] = [b for b in state.get("breaches", []) if b.startswith(("skipped_offsets@", "isolated@"))]
         loop = [text for name, text in health.breaches.items() if name.startswith("crash_loop@")]
@@ -233,6 +238,48 @@ class StreamSupervisorOperator(BaseOperator):
         if delay_s >= 1:
             self._defer_relaunch(state, delay_s)
         self._launch(settings, state, context)
+
+    def _since_stack_start(self, state: dict[str, Any]) -> list:
+        """The restart history, forgotten when the stack has started anew since (``argus stack up``)."""
+        from argus.stack.manager import stack_epoch
+
+        epoch = stack_epoch()
+        if state.get("stack_epoch") != epoch:
+            state.update(stack_epoch=epoch, restarts=[])
+        return state.get("restarts", [])
+
+    def _give_up(self, settings: StreamSettings, state: dict[str, Any], health: Health, why: str,
+                 details: dict[str, Any], context: Context) -> NoReturn:
+        """Stop restarting; page now and every ``repage_s`` until a person acts (the task stays
+        deferred: clearing it starts supervision afresh, marking it failed stops the pages)."""
+        query = settings.spec.query_name
+        given_up = state.get("given_up") or {"ms": now_ms(), "why": why, "pages": 0}
+        given_up["pages"] += 1
+        state["given_up"] = given_up
+        log_path = StreamJob(settings.spec, ArgusConfig()).log_path
+        self._alert(context, f"streaming query {query} is down and no longer restarted: {why}"
+                             + (f" (page {given_up['pages']})" if given_up["pages"] > 1 else ""), "critical",
+                    {**details, "given_up_at_ms": given_up["ms"], "driver_log": str(log_path),
+                     "what_to_do": (f"read the driver log {log_path} and fix the cause; then clear task "
+                                    f"{self.task_id} of this DAG run to supervise it afresh (or start the job by "
+                                    "hand: it is adopted), or mark the task failed to stop these pages")},
+                    dedup_key=f"argus/stream/{query}/given_up")
+        self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=settings.restart.repage_s)), method_name="repage",
+                   kwargs={"state": state})
+
+    def repage(self, context: Context, event: Any = None, state: dict[str, Any] | None = None) -> None:
+        """Given up: page again, unless a driver runs again (started by hand): then watch it."""
+        settings = self._settings(context)
+        state = dict(state or {})
+        query = settings.spec.query_name
+        lease = self._store().read(query).lease
+        if lease is not None and lease.live(now_ms()) and driver_alive(lease) is not False:
+            self.log.info("Streaming query %s runs again (%s): supervising it", query, lease.describe())
+            state.update(given_up=None, restarts=[], launch_id=None, launched_ms=None, launcher=None)
+            self._watch(settings, state)
+        given_up = state.get("given_up") or {}
+        self._give_up(settings, state, Health("dead", (given_up.get("why", ""),)), given_up.get("why", "given up"),
+                      {"query": query}, context)
 
     def _alert_breaches(self, settings: StreamSettings, state: dict[str, Any], health: Health,
                         context: Context) -> None:
