@@ -33,6 +33,7 @@ from argus.pipeline import (READ_STATUS, DeadLetter, KafkaRecord, PipelineConfig
                             send_dead_letters, tally)
 from argus.supervision.driver import EXIT_LEASE_HELD, LeaseKeeper, status_listener
 from argus.supervision.offsets import PartitionRead, SkipDetector
+from argus.supervision.outage import OutageWaiter, probe_services
 from argus.supervision.poison import BatchFailures, isolate, ranges
 from argus.supervision.status import LeaseHeld, StreamStatusStore
 
@@ -43,6 +44,9 @@ TALLY_SCHEMA = ("status string, n long, detections long, partition int, first lo
 TALLY_COLUMNS = [f.split()[0] for f in TALLY_SCHEMA.split(", ")]
 _EMPTY_TALLY = dict.fromkeys(TALLY_COLUMNS)
 RECORD_COLUMNS = ("key", "value", "headers", "topic", "partition", "offset", "timestamp")
+#: a batch that fails right after an outage is run again this many times before it counts as
+#: failing: the executors' pooled connections to the restarted service fail once each
+RETRIES_AFTER_OUTAGE = 3
 #: Kafka offset ranges per task before coalescing: the finer, the more even the tasks
 SPLITS_PER_TASK = 4
 
@@ -91,6 +95,10 @@ def read_frames(spark: SparkSession, args) -> DataFrame:
             .option("includeHeaders", "true")
             .option("kafka.max.partition.fetch.bytes", str(16 * 2**20))
             .option("failOnDataLoss", "false")
+            # Kafka restarting must not fail the query while it plans a batch: ask again for
+            # up to two minutes (the default gives up after 3 tries 10 ms apart)
+            .option("fetchOffset.numRetries", "120")
+            .option("fetchOffset.retryIntervalMs", "1000")
             .load())
 
 
@@ -105,18 +113,31 @@ def run_pipeline(frames: DataFrame, cfg: PipelineConfig, tasks: int) -> list:
             .collect())
 
 
-def write_batch(cfg: PipelineConfig, tasks: int, skips: SkipDetector, failures: BatchFailures, topic: str):
+def write_batch(cfg: PipelineConfig, tasks: int, skips: SkipDetector, failures: BatchFailures,
+                outages: OutageWaiter, topic: str):
     def run(batch: DataFrame, batch_id: int) -> None:
         started = time.time()
         if failures.must_isolate(batch_id):
             tallies = isolate_batch(batch, batch_id, cfg, tasks, failures, topic)
         else:
-            try:
-                tallies = run_pipeline(batch, cfg, tasks)
-            except Exception as exc:
-                failing = failures.failed(batch_id, exc)
-                print("ARGUS_BATCH_FAILED " + json.dumps(failing), flush=True)
-                raise
+            settling = 0  # retries left while the clients' pooled connections catch up after an outage
+            while True:
+                try:
+                    tallies = run_pipeline(batch, cfg, tasks)
+                    break
+                except Exception as exc:
+                    down = outages.probe()
+                    if down is not None:  # not the batch's fault: wait for the service, run it again
+                        outages.wait_out(down, exc)
+                        settling = RETRIES_AFTER_OUTAGE
+                        continue
+                    if settling:
+                        settling -= 1
+                        time.sleep(2)
+                        continue
+                    failing = failures.failed(batch_id, exc)
+                    print("ARGUS_BATCH_FAILED " + json.dumps(failing), flush=True)
+                    raise
             failures.passed(batch_id)
         counts: dict[str, int] = {}
         for t in tallies:
@@ -255,10 +276,11 @@ def run_query(args, keeper: LeaseKeeper) -> None:
     spark = SparkSession.builder.appName(f"argus-stream-detect:{args.query_name}").getOrCreate()
     skips = SkipDetector()
     failures = BatchFailures(keeper, args.poison_after_failures)
+    outages = OutageWaiter(keeper.write, lambda: probe_services(cfg.kafka_bootstrap, cfg.hbase_host, cfg.hbase_port))
     spark.streams.addListener(status_listener(keeper, args.query_name, skips))
     query = (read_frames(spark, args).writeStream
              .queryName(args.query_name)
-             .foreachBatch(write_batch(cfg, args.tasks, skips, failures, args.topic))
+             .foreachBatch(write_batch(cfg, args.tasks, skips, failures, outages, args.topic))
              .option("checkpointLocation", args.checkpoint)
              .trigger(processingTime=f"{args.trigger_seconds} seconds")
              .start())

@@ -12,8 +12,9 @@ import threading
 import time
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 from store_checks import assert_one_detection_row_per_detection
+from stream_checks import dead_letters, wait_while_running
 
 from argus.bench.pipeline import driver_lines
 from argus.codec import encode_jpeg
@@ -73,32 +74,6 @@ def stored(store: DetectionStore, cameras) -> int:
     return sum(len(store.frames(c)) for c in cameras)
 
 
-def wait_for(predicate, timeout, job: StreamJob):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        assert job.alive, f"streaming job exited ({job.proc.returncode}):\n{job.log_tail()}"
-        time.sleep(2)
-    raise AssertionError(f"timed out; job log tail:\n{job.log_tail()}")
-
-
-def dlq_messages(cfg, dlq, expected, timeout=60) -> list[dict]:
-    consumer = Consumer({"bootstrap.servers": cfg.kafka_bootstrap, "group.id": f"t-{dlq}",
-                         "auto.offset.reset": "earliest", "fetch.max.bytes": 50 * 2**20,
-                         "max.partition.fetch.bytes": 20 * 2**20})
-    consumer.subscribe([dlq])
-    out, deadline = [], time.monotonic() + timeout
-    try:
-        while len(out) < expected and time.monotonic() < deadline:
-            msg = consumer.poll(1.0)
-            if msg is not None and not msg.error():
-                out.append({"key": msg.key(), "size": len(msg.value() or b""), **{k: v for k, v in msg.headers()}})
-    finally:
-        consumer.close()
-    return out
-
-
 @pytest.mark.timeout(900)
 def test_every_frame_is_stored_or_dead_lettered_across_a_driver_kill(stack, cfg, unique, tmp_path):
     topic, dlq = f"it.frames.{unique}", f"it.frames.{unique}.dlq"
@@ -128,13 +103,13 @@ def test_every_frame_is_stored_or_dead_lettered_across_a_driver_kill(stack, cfg,
     job = start_job(cfg, topic, dlq, checkpoint, camera_models, log_path)
     try:
         # let it store part of the backlog, then kill the driver without warning
-        wait_for(lambda: stored(store, cameras) >= 30, 420, job)
+        wait_while_running(lambda: stored(store, cameras) >= 30, job, 420)
         job.kill()
         partial = stored(store, cameras)
         assert partial < valid, "the job finished before it could be killed; make batches smaller"
 
         job = start_job(cfg, topic, dlq, checkpoint, camera_models, log_path)
-        wait_for(lambda: stored(store, cameras) >= valid, 480, job)
+        wait_while_running(lambda: stored(store, cameras) >= valid, job, 480)
         time.sleep(5)  # a few more triggers: nothing more may appear
         assert job.alive, "the query stopped"
     finally:
@@ -158,7 +133,7 @@ def test_every_frame_is_stored_or_dead_lettered_across_a_driver_kill(stack, cfg,
         assert stamps == sorted(stamps), r
 
     # every bad message is in the DLQ with its reason (a replayed batch may repeat one)
-    dead = dlq_messages(cfg, dlq, len(bad))
+    dead = dead_letters(cfg, dlq, len(bad))
     reasons = [m["dlq_reason"].decode() for m in dead]
     for _, _, _, fragment in bad:
         assert any(fragment in r for r in reasons), f"no dead letter for {fragment!r}: {reasons}"

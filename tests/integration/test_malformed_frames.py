@@ -14,8 +14,9 @@ import time
 from collections import Counter
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 from PIL import Image
+from stream_checks import dead_letters, stored_seqs
 
 from argus.bench.pipeline import driver_lines
 from argus.store import DetectionStore
@@ -86,23 +87,6 @@ def corpus(bad_cam: str) -> dict[str, tuple[bytes | None, bytes, list]]:
     return {case: (k, v, [*h, ("x-case", case.encode())]) for case, (k, v, h) in cases.items()}
 
 
-def dead_letters(cfg, dlq: str, expected: int, timeout: float = 90) -> list[dict]:
-    consumer = Consumer({"bootstrap.servers": cfg.kafka_bootstrap, "group.id": f"t-{dlq}",
-                         "auto.offset.reset": "earliest", "max.partition.fetch.bytes": 20 * 2**20,
-                         "fetch.max.bytes": 50 * 2**20})
-    consumer.subscribe([dlq])
-    out, deadline = [], time.monotonic() + timeout
-    try:
-        # read until the expected count, then a little longer: a duplicate must show
-        while time.monotonic() < deadline and (len(out) < expected or time.monotonic() < deadline - timeout + 20):
-            msg = consumer.poll(1.0)
-            if msg is not None and not msg.error():
-                out.append({k: v for k, v in (msg.headers() or [])})
-    finally:
-        consumer.close()
-    return out
-
-
 @pytest.mark.timeout(900)
 def test_malformed_messages_are_dead_lettered_and_the_stream_goes_on(stack, cfg, unique, tmp_path):
     topic, dlq = f"it.malformed.{unique}", f"it.malformed.{unique}.dlq"
@@ -154,14 +138,13 @@ def test_malformed_messages_are_dead_lettered_and_the_stream_goes_on(stack, cfg,
 
     # every valid frame stored once, each camera complete; the 1x1 frame too
     for cam in cameras:
-        assert sorted(int(r["key"].rsplit("#", 1)[1]) for r in store.frames(cam)) == list(
-            range(FRAMES_PER_CAMERA)), cam
+        assert stored_seqs(store, cam) == list(range(FRAMES_PER_CAMERA)), cam
     assert len(store.frames(tiny)) == 1 and store.frames(tiny)[0]["f:w"] == "1"
     # no malformed message stored
     assert store.frames(bad_cam) == [] and store.frames("someone-else") == []
 
     # every malformed message dead-lettered once, with a reason and where it came from
-    letters = dead_letters(cfg, dlq, len(cases))
+    letters = dead_letters(cfg, dlq, len(cases), timeout=90, linger_s=20)
     seen = Counter(m.get("x-case", b"?").decode() for m in letters)
     assert seen == Counter({case: 1 for case in cases}), seen
     for m in letters:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
+from stream_checks import dead_letters, stored_seqs
 
 from argus.bench.pipeline import driver_lines
 from argus.codec import encode_jpeg
@@ -87,24 +88,14 @@ def test_a_record_that_crashes_the_worker_is_isolated_after_repeated_failures(st
     finally:
         job.kill()
 
-    seqs = sorted(int(r["key"].rsplit("#", 1)[1]) for r in store.frames(camera))
-    assert seqs == [s for s in range(12) if s != 7]
+    assert stored_seqs(store, camera) == [s for s in range(12) if s != 7]
     [entry] = driver_lines(log_path.read_text(), "ARGUS_ISOLATED")
     assert [(r["partition"], r["offset"]) for r in entry["records"]] == [(0, 7)]
     assert status.failing == {} and status.isolated["total"] == 1
     [breach] = [t for n, t in assess(status, now_ms(), Thresholds()).breaches.items() if n.startswith("isolated@")]
     assert f"{topic}/0/7" in breach
 
-    consumer = Consumer({"bootstrap.servers": cfg.kafka_bootstrap, "group.id": f"t-{dlq}",
-                         "auto.offset.reset": "earliest"})
-    consumer.subscribe([dlq])
-    letters, deadline = [], time.monotonic() + 30
-    while time.monotonic() < deadline and not letters:
-        msg = consumer.poll(1.0)
-        if msg is not None and not msg.error():
-            letters.append(msg)
-    consumer.close()
+    letters = dead_letters(cfg, dlq, 1, timeout=30, linger_s=5)
     [letter] = letters
-    headers = dict(letter.headers())
-    assert headers["dlq_stage"] == b"isolate" and headers["dlq_source"] == f"{topic}/0/7".encode()
-    assert letter.value() == white and headers["seq"] == b"7"
+    assert letter["dlq_stage"] == b"isolate" and letter["dlq_source"] == f"{topic}/0/7".encode()
+    assert letter["value"] == white and letter["seq"] == b"7"

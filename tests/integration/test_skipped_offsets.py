@@ -8,35 +8,16 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import Producer, TopicPartition
+from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
+from stream_checks import produce_frames, stored_seqs, wait_while_running
 
 from argus.bench.pipeline import driver_lines
-from argus.codec import encode_jpeg
-from argus.images import sample_frames
-from argus.schema import FrameMessage
 from argus.store import DetectionStore
 from argus.streaming import StreamJob, StreamJobSpec
 from argus.supervision.health import Thresholds, assess
 from argus.supervision.status import StreamStatusStore, now_ms
 from argus.topics import ensure_topics
-
-
-def produce(cfg, topic: str, camera: str, seqs: range) -> None:
-    producer = Producer({"bootstrap.servers": cfg.kafka_bootstrap})
-    image = encode_jpeg(sample_frames(1, (48, 64))[0])
-    for seq in seqs:
-        msg = FrameMessage(camera, int(time.time() * 1000), seq, 64, 48, image)
-        producer.produce(topic, key=msg.key, value=msg.jpeg, headers=msg.headers())
-    assert producer.flush(30) == 0
-
-
-def wait_stored(store, camera, n, job, timeout=300):
-    deadline = time.monotonic() + timeout
-    while len(store.frames(camera)) < n:
-        assert job.alive, f"streaming job exited:\n{job.log_tail()}"
-        assert time.monotonic() < deadline, f"timed out; log tail:\n{job.log_tail()}"
-        time.sleep(2)
 
 
 @pytest.mark.timeout(900)
@@ -51,21 +32,21 @@ def test_offsets_deleted_ahead_of_the_checkpoint_are_named_not_skipped_silently(
     store.ensure_tables()
     log_path = tmp_path / "stream.log"
 
-    produce(cfg, topic, camera, range(0, 20))
+    produce_frames(cfg, topic, camera, range(0, 20))
     job = StreamJob(spec, cfg, log_path).start()
     try:
-        wait_stored(store, camera, 20, job)
+        wait_while_running(lambda: len(store.frames(camera)) >= 20, job, 300)
     finally:
         job.stop()
     # while the query is down, 30 more frames arrive and the first 15 of them are deleted
-    produce(cfg, topic, camera, range(20, 50))
+    produce_frames(cfg, topic, camera, range(20, 50))
     admin = AdminClient({"bootstrap.servers": cfg.kafka_bootstrap})
     [(_, future)] = admin.delete_records([TopicPartition(topic, 0, 35)]).items()
     assert future.result(30).low_watermark == 35
 
     job = StreamJob(spec, cfg, log_path).start()
     try:
-        wait_stored(store, camera, 35, job)
+        wait_while_running(lambda: len(store.frames(camera)) >= 35, job, 300)
         deadline = time.monotonic() + 60
         while sum(e["skipped"] for e in driver_lines(log_path.read_text(), "ARGUS_SKIPPED")) < 15:
             assert time.monotonic() < deadline, f"no skip reported; log tail:\n{job.log_tail()}"
@@ -76,8 +57,7 @@ def test_offsets_deleted_ahead_of_the_checkpoint_are_named_not_skipped_silently(
         job.kill()
 
     # the stored frames are exactly those still in Kafka, none twice
-    seqs = sorted(int(r["key"].rsplit("#", 1)[1]) for r in store.frames(camera))
-    assert seqs == [*range(0, 20), *range(35, 50)]
+    assert stored_seqs(store, camera) == [*range(0, 20), *range(35, 50)]
     # the driver's log names every skipped offset, once
     entries = driver_lines(log_path.read_text(), "ARGUS_SKIPPED")
     skipped = sorted(o for e in entries for p in e["partitions"] for a, b in p["ranges"] for o in range(a, b + 1))

@@ -208,8 +208,6 @@ def test_operator_attaches_to_a_live_driver_instead_of_starting_a_second(plugin)
 
 
 def test_a_dead_driver_is_fenced_alerted_and_restarted_at_once_then_with_backoff_then_given_up(plugin):
-    from airflow.sdk.exceptions import AirflowFailException
-
     h = OperatorHarness()
     h.remote_lease(heartbeat_ms=int(time.time() * 1000) - 60_000)  # expired: it has fenced itself
     state = h.call("execute").kwargs["state"]

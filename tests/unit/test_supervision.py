@@ -12,7 +12,6 @@ import time
 
 import pytest
 
-from argus.supervision.driver import LeaseKeeper
 from argus.supervision.health import DEAD, HEALTHY, STALLED, STARTING, Thresholds, assess, kafka_lag, summarize
 from argus.supervision.restart import RestartPolicy, TooManyRestarts
 from argus.supervision.status import Lease, LeaseHeld, StreamStatus
@@ -392,3 +391,27 @@ def test_failures_of_the_same_batch_count_across_drivers_until_it_is_isolated():
 
 def now_ms_() -> int:
     return int(time.time() * 1000)
+
+
+# ---- dependency outages ----
+
+def test_an_outage_is_recorded_waited_out_and_cleared():
+    from argus.supervision.outage import OutageWaiter
+
+    written, answers, slept = [], iter(["hbase-thrift", "kafka", None]), []
+    waiter = OutageWaiter(written.append, lambda: next(answers), sleep=slept.append)
+    over = waiter.wait_out("hbase-thrift", ConnectionRefusedError("[Errno 111] Connection refused"))
+    assert written[0]["outage"]["service"] == "hbase-thrift" and "Connection refused" in written[0]["outage"]["error"]
+    assert written[1]["outage"]["service"] == "kafka"  # another service went down meanwhile: named
+    assert written[-1]["outage"] == {} and written[-1]["last_outage"] == over
+    assert slept == [0.5, 1.0, 2.0] and over["seconds"] >= 0
+
+
+def test_a_driver_waiting_out_an_outage_is_not_restarted_and_the_service_is_named():
+    outage = {"service": "hbase-thrift", "name": "HBase Thrift server", "since_ms": NOW - 700_000,
+              "error": "TTransportException: Could not connect"}
+    waiting = StreamStatus("q", lease=lease(heartbeat_ms=NOW - 1000), progress=progress(latest={"0": 500}, end={"0": 10}),
+                           batch_ms=NOW - 700_000, outage=outage)
+    health = assess(waiting, NOW, T)
+    assert health.state == HEALTHY and not health.needs_restart  # no stall verdict while it waits
+    assert "HBase Thrift server is down (TTransportException: Could not connect)" in health.breaches["outage:hbase-thrift"]

@@ -34,7 +34,6 @@ import os
 import re
 import subprocess
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager

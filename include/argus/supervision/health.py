@@ -16,10 +16,10 @@ so it is tested on recorded progress JSON and used unchanged by the Airflow trig
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from argus.supervision.offsets import offsets_json as _offsets
 from argus.supervision.status import StreamStatus
 
 HEALTHY, STARTING, DEAD, STALLED = "healthy", "starting", "dead", "stalled"
@@ -81,18 +81,6 @@ class Health:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Health:
         return cls(**{**data, "reasons": tuple(data.get("reasons", ()))})
-
-
-def _offsets(value) -> dict[str, dict[str, int]]:
-    """A Kafka source's offsets in a progress: ``{topic: {partition: offset}}`` (JSON or text)."""
-    if value is None:
-        return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {}
-    return value if isinstance(value, dict) else {}
 
 
 def kafka_lag(progress: dict[str, Any] | None) -> int | None:
@@ -183,6 +171,12 @@ def assess(status: StreamStatus, now_ms: int, thresholds: Thresholds, *, launch_
     pending = bool(lag) or bool(qstatus.get("isDataAvailable"))
     last_batch = max(status.batch_ms or 0, status.idle_ms or 0) or lease.acquired_ms
     age_s = max(0.0, (now_ms - last_batch) / 1000)
+    outage = status.outage or {}
+    if outage.get("service"):  # the driver waits for a service on purpose: a restart would not help
+        since_s = (now_ms - int(outage.get("since_ms", now_ms))) / 1000
+        return Health(HEALTHY, (), {f"outage:{outage['service']}": (
+            f"{outage.get('name', outage['service'])} is down ({outage.get('error')}); the stream waits for it "
+            f"since {since_s:.0f}s and resumes by itself")}, lag=lag, batch_age_s=age_s, owner=lease.owner)
     if pending and age_s > thresholds.stall_s:
         return Health(STALLED, (f"no micro-batch for {age_s:.0f}s while input is pending "
                                 f"(stall limit {thresholds.stall_s:.0f}s)",), lag=lag, batch_age_s=age_s,
@@ -210,17 +204,25 @@ def assess(status: StreamStatus, now_ms: int, thresholds: Thresholds, *, launch_
     return Health(HEALTHY, (), breaches, lag=lag, batch_age_s=age_s, owner=lease.owner)
 
 
-#: a skip of offsets stays an open breach this long (alerted once, when it opens)
+#: a skip of offsets, or an isolation, stays an open breach this long (alerted once, when it opens)
 SKIPPED_BREACH_S = 900.0
+
+
+def _newest(events: dict[str, Any] | None, now_ms: int) -> dict[str, Any] | None:
+    """The newest entry of an event column (``{"total", "recent": [...]}``), unless it is
+    older than :data:`SKIPPED_BREACH_S`."""
+    recent = (events or {}).get("recent") or []
+    if not recent or now_ms - int(recent[-1].get("ms", 0)) > SKIPPED_BREACH_S * 1000:
+        return None
+    return recent[-1]
 
 
 def skipped_breach(status: StreamStatus, now_ms: int) -> dict[str, str]:
     """The newest skip of unreadable offsets (``s:skipped``), as a breach named after its batch
-    so that each skip alerts once; none once it is older than :data:`SKIPPED_BREACH_S`."""
-    recent = (status.skipped or {}).get("recent") or []
-    if not recent or now_ms - int(recent[-1].get("ms", 0)) > SKIPPED_BREACH_S * 1000:
+    so that each skip alerts once."""
+    last = _newest(status.skipped, now_ms)
+    if last is None:
         return {}
-    last = recent[-1]
     return {f"skipped_offsets@{last.get('batch')}": (
         f"micro-batch {last.get('batch')} skipped {last.get('skipped')} offset(s) it could not read "
         f"(deleted or past retention): {last.get('text')}; {status.skipped.get('total')} skipped in all")}
@@ -228,13 +230,12 @@ def skipped_breach(status: StreamStatus, now_ms: int) -> dict[str, str]:
 
 def isolated_breach(status: StreamStatus, now_ms: int) -> dict[str, str]:
     """The newest records isolated from a poison micro-batch (``s:isolated``), as a breach
-    named after its batch; none once older than :data:`SKIPPED_BREACH_S`."""
+    named after its batch."""
     from argus.supervision.poison import describe as describe_isolated
 
-    recent = (status.isolated or {}).get("recent") or []
-    if not recent or now_ms - int(recent[-1].get("ms", 0)) > SKIPPED_BREACH_S * 1000:
+    last = _newest(status.isolated, now_ms)
+    if last is None:
         return {}
-    last = recent[-1]
     return {f"isolated@{last.get('batch')}": (
         f"micro-batch {last.get('batch')} kept failing; {len(last.get('records', []))} record(s) that failed it "
         f"alone were dead-lettered (stage isolate): {describe_isolated(last)}")}

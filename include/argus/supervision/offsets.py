@@ -29,7 +29,10 @@ class PartitionRead:
         return PartitionRead(min(self.first, other.first), max(self.last, other.last), self.count + other.count)
 
 
-def _offsets(value) -> dict[str, dict[str, int]]:
+def offsets_json(value) -> dict[str, dict[str, int]]:
+    """A Kafka source's offsets in a progress: ``{topic: {partition: offset}}`` (JSON or text)."""
+    if value is None:
+        return {}
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -42,7 +45,7 @@ def skipped_ranges(start, end, read: Mapping[int, PartitionRead]) -> list[dict[s
     """What a batch planned (``start`` .. ``end``, a Kafka source's offsets JSON of its
     progress, end exclusive) but did not read: one entry per partition, with its missing
     ranges (inclusive) and how many offsets they hold."""
-    start, end = _offsets(start), _offsets(end)
+    start, end = offsets_json(start), offsets_json(end)
     out = []
     for topic, partitions in end.items():
         if not isinstance(partitions, dict):

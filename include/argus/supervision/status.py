@@ -13,6 +13,7 @@ One row per query name, family ``s``:
 | ``s:qstatus`` | the driver's heartbeat | ``StreamingQuery.status`` (data available, trigger active) |
 | ``s:failing`` | the driver | the micro-batch failing in a row: ``{"batch", "attempts", "after", "error", "first_ms", "ms"}`` |
 | ``s:isolated`` | the driver | records that failed their batch alone and were dead-lettered: ``{"total", "recent": [...]}`` |
+| ``s:outage`` / ``s:last_outage`` | the driver | a service the driver waits for (``{"service", "name", "since_ms", "error"}``), and the last one it waited out |
 | ``s:skipped`` | the listener | offsets the source skipped: ``{"total", "recent": [{"batch", "ms", "skipped", "partitions", "text"}]}`` |
 
 Every driver write is a Thrift2 ``checkAndPut`` that expects the driver's own current lease
@@ -124,6 +125,7 @@ class StreamStatus:
     skipped: dict[str, Any] = field(default_factory=dict)
     failing: dict[str, Any] = field(default_factory=dict)
     isolated: dict[str, Any] = field(default_factory=dict)
+    outage: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_cells(cls, query: str, cells: dict[bytes, bytes]) -> StreamStatus:
@@ -139,7 +141,8 @@ class StreamStatus:
         return cls(query=query, lease=Lease.decode(raw_lease) if raw_lease else None, lease_raw=raw_lease,
                    state=js("state", {}), job=js("job", {}), progress=js("progress"), batch_ms=num("batch_ms"),
                    idle_ms=num("idle_ms"), recent=js("recent", []), query_status=js("qstatus", {}),
-                   skipped=js("skipped", {}), failing=js("failing", {}), isolated=js("isolated", {}))
+                   skipped=js("skipped", {}), failing=js("failing", {}), isolated=js("isolated", {}),
+                   outage=js("outage", {}))
 
 
 def _cells(values: dict[str, Any]) -> list:

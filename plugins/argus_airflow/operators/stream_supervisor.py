@@ -287,7 +287,7 @@ class StreamSupervisorOperator(BaseOperator):
         before = set(state.get("breaches", []))
         for name in sorted(set(health.breaches) - before):
             # frames lost for good page as an error; the other SLOs warn
-            severity = "error" if name.startswith(("skipped_offsets@", "isolated@")) else "warning"
+            severity = "error" if name.startswith(("skipped_offsets@", "isolated@", "outage:")) else "warning"
             self._alert(context, f"streaming query {query} breaches its SLO: {health.breaches[name]}", severity,
                         {"query": query, "slo": name, "kafka_lag": health.lag, "batch_age_s": health.batch_age_s},
                         dedup_key=f"argus/stream/{query}/{name}")

@@ -1,0 +1,62 @@
+"""What the streaming job's integration tests share: sending frames with a plain producer,
+waiting on a running driver, reading a dead-letter topic, and the sequence numbers stored."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from confluent_kafka import Consumer, Producer
+
+from argus.codec import encode_jpeg
+from argus.images import sample_frames
+from argus.schema import FrameMessage
+from argus.store import DetectionStore
+from argus.streaming import StreamJob
+
+
+def produce_frames(cfg, topic: str, camera: str, seqs: Iterable[int]) -> None:
+    """Valid 64x48 frames of ``camera`` with the sequence numbers ``seqs``."""
+    producer = Producer({"bootstrap.servers": cfg.kafka_bootstrap})
+    image = encode_jpeg(sample_frames(1, (48, 64))[0])
+    for seq in seqs:
+        msg = FrameMessage(camera, int(time.time() * 1000), seq, 64, 48, image)
+        producer.produce(topic, key=msg.key, value=msg.jpeg, headers=msg.headers())
+    assert producer.flush(30) == 0
+
+
+def wait_while_running(predicate: Callable[[], bool], job: StreamJob, timeout: float, what: str = "it") -> None:
+    """Wait for ``predicate``, failing at once with the driver's log if the driver exits."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert job.alive, f"the driver exited ({job.proc.returncode}):\n{job.log_tail()}"
+        assert time.monotonic() < deadline, f"{what}: timed out after {timeout:.0f}s; log tail:\n{job.log_tail()}"
+        time.sleep(1)
+
+
+def stored_seqs(store: DetectionStore, camera: str) -> list[int]:
+    """The sequence numbers of the frames rows of ``camera``, sorted (a duplicate shows twice)."""
+    return sorted(int(r["key"].rsplit("#", 1)[1]) for r in store.frames(camera))
+
+
+def dead_letters(cfg, dlq: str, expected: int, timeout: float = 60, linger_s: float = 0) -> list[dict]:
+    """Messages of the dead-letter topic as dicts of their headers plus ``key``, ``value``,
+    ``size``: until ``expected`` arrived (and ``linger_s`` more, so that a duplicate shows)."""
+    consumer = Consumer({"bootstrap.servers": cfg.kafka_bootstrap, "group.id": f"t-{dlq}-{time.monotonic_ns()}",
+                         "auto.offset.reset": "earliest", "fetch.max.bytes": 50 * 2**20,
+                         "max.partition.fetch.bytes": 20 * 2**20})
+    consumer.subscribe([dlq])
+    out, deadline, enough_at = [], time.monotonic() + timeout, None
+    try:
+        while time.monotonic() < deadline:
+            if len(out) >= expected:
+                enough_at = enough_at or time.monotonic()
+                if time.monotonic() - enough_at >= linger_s:
+                    break
+            msg = consumer.poll(1.0)
+            if msg is not None and not msg.error():
+                out.append({"key": msg.key(), "value": msg.value(), "size": len(msg.value() or b""),
+                            **dict(msg.headers() or [])})
+    finally:
+        consumer.close()
+    return out
