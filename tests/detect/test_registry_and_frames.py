@@ -87,13 +87,14 @@ def test_a_plugin_module_registers_a_backend_family(tmp_path, monkeypatch):
 
     import numpy as np
 
-    from argus.detect import Detector, backends
+    from argus.detect import Detector, backends, detector
 
     plugins = Path(__file__).resolve().parents[1] / "plugins"
     monkeypatch.syspath_prepend(str(plugins))
     monkeypatch.setenv("ARGUS_DETECTOR_PLUGINS", "fault_detector")
     monkeypatch.setenv("ARGUS_MODEL_REGISTRY", str(plugins / "fault_models.yaml"))
     monkeypatch.setattr(backends, "_plugins_loaded", False)
+    monkeypatch.setattr(detector, "_registry", None)  # read the registry again, with the plugin's model
     assert "test-crash-on-white" in backends.families()
     assert {"centernet", "tf-od-api", "yolov2", "blazeface"} <= set(backends.families())
     assert Detector("crash-on-white").detect([np.zeros((48, 64, 3), np.uint8)]) == [[]]
