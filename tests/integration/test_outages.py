@@ -44,6 +44,7 @@ def test_an_hbase_thrift_restart_is_waited_out_without_a_driver_restart(stack, c
         finally:
             stack.up(["hbase-thrift"])
         back = time.monotonic()
+        store = DetectionStore.from_config(cfg)  # the test's own pooled connections died with the server
         wait_while_running(lambda: len(store.frames(camera)) >= 30, job, 60, "storing the frames after the return")
         recovery_s = time.monotonic() - back
         status = status_store.read(spec.query_name)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from argus.supervision.poison import error_summary
 from argus.supervision.status import now_ms
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class OutageWaiter:
     def wait_out(self, service: str, error: BaseException | str) -> dict[str, Any]:
         """Block until no service is down any more; returns the outage as recorded."""
         outage = {"service": service, "name": SERVICE_NAMES.get(service, service), "since_ms": now_ms(),
-                  "error": str(error).splitlines()[0][:300] if str(error) else type(error).__name__}
+                  "error": error_summary(str(error), 300) if str(error) else type(error).__name__}
         self._write({"outage": outage})
         print("ARGUS_OUTAGE " + _json(outage), flush=True)
         log.warning("%s is down (%s): waiting for it before running the micro-batch again", outage["name"],

@@ -49,7 +49,7 @@ def isolate(keys: Sequence[Key], run: Callable[[list[Key]], None], healthy: Call
             error = f"{type(exc).__name__}: {exc}"
         if len(part) == 1:
             healthy()
-            poison.append((part[0], _first_line(error)))
+            poison.append((part[0], error_summary(error)))
             continue
         middle = len(part) // 2
         todo += [part[middle:], part[:middle]]
@@ -67,14 +67,14 @@ def ranges(keys: Sequence[Key]) -> list[tuple[int, int, int]]:
     return out
 
 
-def _first_line(text: str, limit: int = 500) -> str:
-    """What broke, from an exception's text: a Spark job failure carries the executor's
-    failure after ``most recent failure: Lost task ...):`` and then whole stack traces."""
+def error_summary(text: str, limit: int = 500) -> str:
+    """What broke, in one line, from an exception's text. A Spark job failure carries the
+    executor's failure after ``most recent failure: Lost task ...):`` and whole stack traces;
+    a Python worker's exception ends its traceback with ``module.Error: message``."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    first = lines[0] if lines else text
     cause = re.search(r"most recent failure: Lost task [^)]*\)(?: \([^)]*\))?: (.*)", text)
-    if cause:
-        first = cause.group(1)
+    raised = [line for line in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\w*: ", line)]
+    first = cause.group(1) if cause else raised[-1] if raised and len(lines) > 1 else lines[0] if lines else text
     first = re.sub(r"\b(?:[a-z]\w*\.)+(?=[A-Z]\w*(?:Exception|Error)\b)", "", first)  # package names
     return first.split(" Consider setting ")[0][:limit]
 
@@ -102,7 +102,7 @@ class BatchFailures:
     def failed(self, batch_id: int, exc: BaseException) -> dict[str, Any]:
         attempts = self.attempts(batch_id) + 1
         self._failing = {"batch": batch_id, "attempts": attempts, "after": self.after,
-                         "error": _first_line(f"{type(exc).__name__}: {exc}"),
+                         "error": error_summary(f"{type(exc).__name__}: {exc}"),
                          "first_ms": self._failing.get("first_ms") if attempts > 1 else now_ms(), "ms": now_ms()}
         self.keeper.write({"failing": self._failing})
         return self._failing
