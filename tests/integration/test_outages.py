@@ -63,3 +63,45 @@ def test_an_hbase_thrift_restart_is_waited_out_without_a_driver_restart(stack, c
     frames = store.frames(camera)
     assert stored_seqs(store, camera) == list(range(30))
     assert_one_detection_row_per_detection(store, {camera: frames})
+
+
+@pytest.mark.timeout(900)
+def test_a_kafka_restart_is_waited_out_without_a_driver_restart(stack, cfg, unique, tmp_path):
+    topic, dlq = f"it.kafkaout.{unique}", f"it.kafkaout.{unique}.dlq"
+    ensure_topics(cfg.kafka_bootstrap, topic, dlq, partitions=1)
+    camera = f"kafkaout-{unique}"
+    spec = StreamJobSpec(topic=topic, dlq_topic=dlq, checkpoint=f"{cfg.hdfs_uri}/argus/tests/{unique}/checkpoint",
+                         query_name=f"it_kafkaout_{unique}", camera_models={"*": "blazeface"}, batch_size=4,
+                         max_offsets_per_trigger=10)
+    store, status_store = DetectionStore.from_config(cfg), StreamStatusStore.from_config(cfg)
+    log_path = tmp_path / "stream.log"
+    produce_frames(cfg, topic, camera, range(0, 10))
+    job = StreamJob(spec, cfg, log_path).start()
+    driver_pid = job.proc.pid
+    try:
+        wait_while_running(lambda: len(store.frames(camera)) >= 10, job, 300, "the first frames")
+        stack.down(["kafka"])
+        try:
+            # the source waits while it plans a batch; the heartbeat's watchdog names the outage
+            wait_while_running(lambda: (status_store.read(spec.query_name).outage or {}).get("service") == "kafka",
+                               job, 90, "the Kafka outage being recorded")
+            during = assess(status_store.read(spec.query_name), now_ms(), Thresholds())
+        finally:
+            stack.up(["kafka"])
+        produce_frames(cfg, topic, camera, range(10, 30))
+        back = time.monotonic()
+        wait_while_running(lambda: len(store.frames(camera)) >= 30, job, 90, "storing the frames after the return")
+        recovery_s = time.monotonic() - back
+        wait_while_running(lambda: status_store.read(spec.query_name).outage == {}, job, 30, "the outage's end")
+        status = status_store.read(spec.query_name)
+    finally:
+        job.kill()
+
+    assert job.proc.pid == driver_pid and not driver_lines(log_path.read_text(), "ARGUS_BATCH_FAILED")
+    assert recovery_s <= 30, f"frames stored {recovery_s:.0f}s after Kafka was back"
+    assert list(during.breaches) == ["outage:kafka"] and "Kafka is down" in during.breaches["outage:kafka"]
+    assert [o["service"] for o in driver_lines(log_path.read_text(), "ARGUS_OUTAGE")] == ["kafka"]
+    assert status.last_outage["service"] == "kafka" and status.last_outage["seconds"] > 0
+    frames = store.frames(camera)
+    assert stored_seqs(store, camera) == list(range(30))
+    assert_one_detection_row_per_detection(store, {camera: frames})

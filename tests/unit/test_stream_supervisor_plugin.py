@@ -321,3 +321,14 @@ def test_promoted_doe_settings_apply_where_the_trigger_set_nothing(plugin, monke
     assert (spec.executors, spec.batch_size) == (2, 16)
     monkeypatch.setattr(doe, "promoted_stream_settings", lambda: None)
     assert op._settings({"params": defaults, "dag_run": run}).spec == StreamJobSpec()
+
+
+def test_an_outage_alerts_once_as_an_error_naming_the_service(plugin):
+    h = OperatorHarness()
+    state = h.call("execute").kwargs["state"]
+    health = {"state": "healthy", "reasons": [], "lag": None, "batch_age_s": 40.0, "owner": "o",
+              "breaches": {"outage:kafka": "Kafka is down (Kafka does not answer; the query waits); ..."}}
+    for _ in range(3):  # polled again and again while it lasts
+        state = h.call("execute_complete", event={"health": health, "lease": None}, state=state).kwargs["state"]
+    assert [(a[1], a[3]) for a in h.alerts] == [("error", "argus/stream/q/outage:kafka")]
+    assert "Kafka is down" in h.alerts[0][0] and h.launches == ["q"]

@@ -415,3 +415,24 @@ def test_a_driver_waiting_out_an_outage_is_not_restarted_and_the_service_is_name
     health = assess(waiting, NOW, T)
     assert health.state == HEALTHY and not health.needs_restart  # no stall verdict while it waits
     assert "HBase Thrift server is down (TTransportException: Could not connect)" in health.breaches["outage:hbase-thrift"]
+
+
+def test_the_heartbeat_watchdog_names_an_outage_no_failed_batch_reported():
+    from argus.supervision.outage import OutageWaiter
+
+    class Quiet:
+        def __init__(self, s):
+            self.s = s
+
+        def quiet_s(self):
+            return self.s
+
+    written, answers = [], iter(["kafka", "kafka", None])
+    waiter = OutageWaiter(written.append, lambda: next(answers), sleep=lambda s: None)
+    waiter.watch(Quiet(3))  # the query showed life 3 s ago: nothing probed
+    assert written == []
+    waiter.watch(Quiet(20))
+    waiter.watch(Quiet(25))  # still down: recorded once
+    assert [w["outage"]["service"] for w in written] == ["kafka"]
+    waiter.watch(Quiet(30))  # answers again
+    assert written[-1]["outage"] == {} and written[-1]["last_outage"]["service"] == "kafka"

@@ -78,7 +78,10 @@ class LeaseKeeper:
         self._query_handle = None
         self._recent: deque[dict] = deque(maxlen=RECENT_BATCHES)
         self._last_ok = time.monotonic()
+        self._last_event = time.monotonic()
         self._lost = False
+        #: called with this keeper at each heartbeat (the driver's outage watchdog)
+        self.watchdog: Callable[[LeaseKeeper], None] | None = None
 
     def acquire(self) -> Lease:
         """Take the lease (raises :class:`~argus.supervision.status.LeaseHeld`)."""
@@ -123,6 +126,7 @@ class LeaseKeeper:
     def record_progress(self, progress: dict[str, Any]) -> bool:
         """A completed micro-batch: its progress, when it completed, and the recent summaries."""
         t = now_ms()
+        self._last_event = time.monotonic()
         self._recent.append(summarize(progress, t))
         return self.write({"progress": progress, "batch_ms": t, "recent": list(self._recent)})
 
@@ -137,6 +141,7 @@ class LeaseKeeper:
         return entry
 
     def record_idle(self) -> bool:
+        self._last_event = time.monotonic()
         return self.write({"idle_ms": now_ms()})
 
     def renew(self, app_id: str | None = None) -> bool:
@@ -181,6 +186,10 @@ class LeaseKeeper:
         except Exception:  # the query is stopping; the heartbeat itself matters more
             return None
 
+    def quiet_s(self) -> float:
+        """Seconds since the query last showed life (a completed micro-batch or an idle event)."""
+        return time.monotonic() - self._last_event
+
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.heartbeat_s):
             try:
@@ -191,6 +200,11 @@ class LeaseKeeper:
                 if stale * 1000 > self.ttl_ms:
                     # another driver may have taken the lapsed lease by now: fence ourselves
                     self._lose(f"lease of {self.query!r} not renewed for {stale:.0f}s ({exc})")
+            if self.watchdog is not None and not self._stop.is_set():
+                try:  # after the renewal: a slow probe must not make the lease lapse
+                    self.watchdog(self)
+                except Exception as exc:  # noqa: BLE001 - the lease matters more
+                    log.warning("watchdog of %s failed: %s", self.query, exc)
 
     def _lose(self, reason: str) -> None:
         with self._lock:

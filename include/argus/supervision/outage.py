@@ -12,6 +12,7 @@ poison-batch defence (:mod:`argus.supervision.poison`).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 #: the longest wait between two probes of a service that is down
 MAX_PROBE_INTERVAL_S = 3.0
+#: a query that shows no life this long has its services probed by the heartbeat
+QUIET_AFTER_S = 15.0
 #: what the status row and the alerts call each service
 SERVICE_NAMES = {"hbase-thrift": "HBase Thrift server", "kafka": "Kafka"}
 
@@ -60,9 +63,46 @@ class OutageWaiter:
     def __init__(self, record: Callable[[dict[str, Any]], Any], probe: Callable[[], str | None],
                  sleep: Callable[[float], None] = time.sleep):
         self.record, self.probe, self.sleep = record, probe, sleep
+        self._lock = threading.Lock()
+        self._waiting = False  # wait_out runs (it records the outage itself)
+        self._noticed: dict[str, Any] | None = None  # an outage the watchdog recorded
+
+    def watch(self, keeper, quiet_after_s: float = QUIET_AFTER_S) -> None:
+        """Heartbeat hook: while the query shows no life (a source blocked on Kafka while it
+        plans a batch, say), probe the services, record an outage that no failed batch has
+        reported, and clear it once the service answers again."""
+        if keeper.quiet_s() < quiet_after_s and self._noticed is None:
+            return
+        with self._lock:
+            if self._waiting:
+                return
+        down = self.probe()
+        with self._lock:
+            if self._waiting:
+                return
+            if down is not None and (self._noticed or {}).get("service") != down:
+                self._noticed = {"service": down, "name": SERVICE_NAMES.get(down, down), "since_ms": now_ms(),
+                                 "error": f"{SERVICE_NAMES.get(down, down)} does not answer; the query waits"}
+                self._write({"outage": self._noticed})
+                print("ARGUS_OUTAGE " + _json(self._noticed), flush=True)
+            elif down is None and self._noticed is not None:
+                over = {**self._noticed, "until_ms": now_ms(),
+                        "seconds": round((now_ms() - self._noticed["since_ms"]) / 1000, 1)}
+                self._noticed = None
+                self._write({"outage": {}, "last_outage": over})
+                print("ARGUS_RECOVERED " + _json(over), flush=True)
 
     def wait_out(self, service: str, error: BaseException | str) -> dict[str, Any]:
         """Block until no service is down any more; returns the outage as recorded."""
+        with self._lock:
+            self._waiting, self._noticed = True, None
+        try:
+            return self._wait_out(service, error)
+        finally:
+            with self._lock:
+                self._waiting = False
+
+    def _wait_out(self, service: str, error: BaseException | str) -> dict[str, Any]:
         outage = {"service": service, "name": SERVICE_NAMES.get(service, service), "since_ms": now_ms(),
                   "error": error_summary(str(error), 300) if str(error) else type(error).__name__}
         self._write({"outage": outage})

@@ -126,6 +126,7 @@ class StreamStatus:
     failing: dict[str, Any] = field(default_factory=dict)
     isolated: dict[str, Any] = field(default_factory=dict)
     outage: dict[str, Any] = field(default_factory=dict)
+    last_outage: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_cells(cls, query: str, cells: dict[bytes, bytes]) -> StreamStatus:
@@ -142,7 +143,7 @@ class StreamStatus:
                    state=js("state", {}), job=js("job", {}), progress=js("progress"), batch_ms=num("batch_ms"),
                    idle_ms=num("idle_ms"), recent=js("recent", []), query_status=js("qstatus", {}),
                    skipped=js("skipped", {}), failing=js("failing", {}), isolated=js("isolated", {}),
-                   outage=js("outage", {}))
+                   outage=js("outage", {}), last_outage=js("last_outage", {}))
 
 
 def _cells(values: dict[str, Any]) -> list:
