@@ -277,7 +277,7 @@ def run_query(args, keeper: LeaseKeeper) -> None:
     skips = SkipDetector()
     failures = BatchFailures(keeper, args.poison_after_failures)
     outages = OutageWaiter(keeper.write, lambda: probe_services(cfg.kafka_bootstrap, cfg.hbase_host, cfg.hbase_port))
-    keeper.watchdog = outages.watch  # a source blocked on Kafka fails no batch: the heartbeat notices
+    outages.start_watching(keeper, stop)  # a source blocked on Kafka fails no batch: the watchdog notices
     spark.streams.addListener(status_listener(keeper, args.query_name, skips))
     query = (read_frames(spark, args).writeStream
              .queryName(args.query_name)

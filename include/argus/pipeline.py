@@ -15,7 +15,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -158,7 +158,10 @@ def _detect_model(model: str, items: list, detector_for, dead: list[DeadLetter])
         dead.extend(DeadLetter(rec, f"model {model} failed to load: {_failure(exc)}", "detect") for rec, *_ in items)
         return
     try:
-        yield items, detector.detect([rgb for _, _, rgb, _, _ in items])
+        found = detector.detect([rgb for _, _, rgb, _, _ in items])
+        if len(found) != len(items):
+            raise RuntimeError(f"the model returned {len(found)} results for {len(items)} frames")
+        yield items, found
         return
     except Exception as exc:  # noqa: BLE001 - find the frames it fails on, one by one
         if len(items) == 1:
@@ -167,6 +170,8 @@ def _detect_model(model: str, items: list, detector_for, dead: list[DeadLetter])
     for item in items:
         try:
             found = detector.detect([item[2]])
+            if len(found) != 1:
+                raise RuntimeError(f"the model returned {len(found)} results for 1 frame")
         except Exception as exc:  # noqa: BLE001
             dead.append(DeadLetter(item[0], f"detection failed ({model}): {_failure(exc)}", "detect"))
             continue
@@ -231,8 +236,10 @@ def _dlq_for(cfg: PipelineConfig):
     if _dlq is None:
         from confluent_kafka import Producer
 
+        # a message not delivered within the batch's wait expires instead of going out later,
+        # next to the copy the retried batch sends
         _dlq = Producer({"bootstrap.servers": cfg.kafka_bootstrap, "acks": "all", "enable.idempotence": True,
-                         "message.max.bytes": 16 * 2**20})
+                         "message.max.bytes": 16 * 2**20, "message.timeout.ms": 55_000})
     return _dlq
 
 
@@ -264,11 +271,15 @@ def send_dead_letters(dead: list[DeadLetter], cfg: PipelineConfig, producer=None
     remaining = producer.flush(60)
     retries, refused[:] = list(refused), []
     for d in retries:  # once more, without the payload that made it too large
-        note = f"{d.reason} (payload of {len(d.record.value or b'')} bytes not kept: Kafka refused the message)"
-        _produce(producer, cfg.dlq_topic, DeadLetter(d.record, note, d.stage), b"", delivered(d, True), errors)
+        note = (f"{d.reason} (payload of {len(d.record.value or b'')} bytes and the original headers not kept: "
+                "Kafka refused the message)")
+        bare = replace(d.record, headers=[])
+        _produce(producer, cfg.dlq_topic, DeadLetter(bare, note, d.stage), b"", delivered(d, True), errors)
     if retries:
         remaining += producer.flush(60)
     if remaining or errors:
+        if hasattr(producer, "purge"):  # the retried batch sends them again: none may follow late
+            producer.purge()
         raise RuntimeError(f"{remaining + len(errors)} dead letter(s) not delivered to {cfg.dlq_topic}: {errors[:3]}")
 
 

@@ -154,14 +154,20 @@ def live_pid(pid_file: Path) -> int | None:
 # ---- starting ----
 def spawn_detached(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | str,
                    stdout: IO | int | None = subprocess.DEVNULL, stderr: IO | int | None = subprocess.STDOUT,
-                   text: bool = False) -> subprocess.Popen:
+                   text: bool = False, service: str | None = None) -> subprocess.Popen:
     """Start ``argv`` in a session of its own (it leads its process group), stdin closed.
 
-    :param env: its whole environment.
+    :param env: its whole environment. A ``ARGUS_SERVICE`` tag inherited from the process that
+        starts it (an Airflow task carries its scheduler's) is dropped: the job is not that
+        daemon (``ARGUS_STACK`` stays, so that ``argus stack down`` still sweeps it).
     :param cwd: its working directory.
     :param stdout: / :param stderr: where its output goes (a file, ``subprocess.PIPE``, ...).
+    :param service: the service tag to give it (:func:`spawn_daemon`'s daemons).
     """
-    return subprocess.Popen(list(argv), env=dict(env), cwd=cwd, stdout=stdout, stderr=stderr,
+    env = {k: v for k, v in env.items() if k != SERVICE_TAG}
+    if service is not None:
+        env[SERVICE_TAG] = service
+    return subprocess.Popen(list(argv), env=env, cwd=cwd, stdout=stdout, stderr=stderr,
                             stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True, text=text)
 
 
@@ -174,12 +180,12 @@ def spawn_daemon(argv: Sequence[str], *, env: Mapping[str, str], log_file: Path,
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
-    full_env = {**os.environ, **env, STACK_TAG: stack_id, SERVICE_TAG: service}
+    full_env = {**os.environ, **env, STACK_TAG: stack_id}
     with log_file.open("ab") as log:
         log.write(b"\n" + START_MARKER + f"{service} at {time.strftime('%Y-%m-%d %H:%M:%S')}: "
                   f"{' '.join(argv)}\n".encode())
         log.flush()
-        proc = spawn_detached(argv, env=full_env, cwd=cwd, stdout=log)
+        proc = spawn_detached(argv, env=full_env, cwd=cwd, stdout=log, service=service)
     # Popen returns once the program is exec'd: the ticks are the daemon's, and a program that
     # exits at once leaves a pid file that no longer matches (the caller's wait reports it)
     identity = ProcessIdentity.of(proc.pid, marker) or ProcessIdentity(proc.pid, -1, boot_id(), marker)
@@ -285,18 +291,23 @@ def find_daemon(pid_file: Path, *, stack_id: str, service: str, state_dir: Path,
     identity = read_identity(pid_file)
     if identity is not None and identity.alive():
         found.root, found.how = identity, "pid file"
-    else:
+    elif identity is None or identity.boot == boot_id():  # ticks compare within one boot only
         sid = recorded_pid(pid_file)
         if sid is not None:
             since = identity.start_ticks if identity is not None else None
             members = [p for p in session_members(sid, since_ticks=since) if works_in(p, state_dir)]
-            if members:
-                leader = next((p for p in members if p.pid == sid), None)
-                if leader is not None:
-                    found.root, found.how = ProcessIdentity.of(sid, marker), "session"
-                else:  # the daemon died and left children behind: stop them, never adopt them
-                    found.how = "orphans"
+            leader = next((p for p in members if p.pid == sid), None)
+            if leader is None and members:
+                # the daemon died and left children behind (a session id is not reused while
+                # any member lives): stop them, never adopt them
+                found.how = "orphans"
                 procs.update({p.pid: p for p in members})
+            elif leader is not None and identity is None:  # a pid file of an older format
+                root = ProcessIdentity.of(sid, marker)
+                if root is not None and root.alive():
+                    found.root, found.how = root, "session"
+                    procs.update({p.pid: p for p in members})
+            # a leader whose identity does not match its pid file is another process: not ours
     if found.root is None and not found.how:
         for pid in listeners(host, ports).values():
             try:
@@ -306,7 +317,10 @@ def find_daemon(pid_file: Path, *, stack_id: str, service: str, state_dir: Path,
                 continue
             if works_in(owner, state_dir):
                 root_proc = leader if works_in(leader, state_dir) else owner
-                found.root, found.how = ProcessIdentity.of(root_proc.pid, marker), "port"
+                root = ProcessIdentity.of(root_proc.pid, marker)
+                if root is None or not root.alive():  # not the service's program (its word is missing)
+                    continue
+                found.root, found.how = root, "port"
                 procs.update({p.pid: p for p in session_members(root_proc.pid)})
                 break
     if found.root is not None:
@@ -325,9 +339,14 @@ def strays(state_dir: Path, programs: Iterable[str]) -> list[psutil.Process]:
     dir whose executable is one of ``programs`` (the stack's Java, its Python). Only the stack
     starts such programs there; a person's shell in that folder is neither."""
     wanted = {os.path.realpath(p) for p in programs}
+    me = psutil.Process()
+    spared = {me.pid, *(p.pid for p in me.parents())}
+    own_group = os.getpgid(0)
     out = []
     for proc in psutil.process_iter():
         try:
+            if proc.pid in spared or os.getpgid(proc.pid) == own_group:
+                continue
             if os.path.realpath(proc.exe()) in wanted and works_in(proc, state_dir) and _running(proc):
                 out.append(proc)
         except (psutil.Error, OSError):

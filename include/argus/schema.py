@@ -97,10 +97,10 @@ def _latest_capture_ms() -> int:
     return int(time.time() * 1000) + MAX_CLOCK_AHEAD_MS
 
 
-_DIGITS = {H_CAPTURE_TS: r"[0-9]{13}", H_SEQ: r"[0-9]{1,12}", "side": r"[0-9]{1,5}"}
+_DIGITS = {H_CAPTURE_TS: r"[0-9]{12,13}", H_SEQ: r"[0-9]{1,12}", "side": r"[0-9]{1,5}"}
 _FORMS = {
     CAMERA_ID_PATTERN: "a camera id (1-128 of A-Z a-z 0-9 . _ : @ -, starting with a letter or digit)",
-    _DIGITS[H_CAPTURE_TS]: "13 decimal digits", _DIGITS[H_SEQ]: "1-12 decimal digits",
+    _DIGITS[H_CAPTURE_TS]: "12-13 decimal digits", _DIGITS[H_SEQ]: "1-12 decimal digits",
     _DIGITS["side"]: "1-5 decimal digits", str(SCHEMA_VERSION): f"{SCHEMA_VERSION}",
     MODEL_PATTERN: "a model name (1-64 of a-z 0-9 . _ -)",
 }
@@ -110,7 +110,7 @@ HEADER_RULES: tuple[HeaderRule, ...] = (
                "camera id: 1–128 ASCII letters, digits or `. _ : @ -`, starting with a letter or digit; "
                "the message key must be the same id"),
     HeaderRule(H_CAPTURE_TS, True, _DIGITS[H_CAPTURE_TS],
-               "capture time, ms since the Unix epoch (UTC), 13 digits: from 2000-01-01 to 24 h ahead of "
+               "capture time, ms since the Unix epoch (UTC), decimal digits: from 2000-01-01 to 24 h ahead of "
                "the processing machine's clock", MIN_CAPTURE_TS_MS, _latest_capture_ms),
     HeaderRule(H_SEQ, True, _DIGITS[H_SEQ],
                f"frame sequence number of the camera, 0 to {MAX_SEQ} (monotonic per camera and stream session)",

@@ -173,10 +173,14 @@ def stream_settings(values: Mapping[str, Any]) -> StreamSettings:
     values = {k: values[k] for k in values}
     names = {f.name for f in fields(StreamJobSpec)}
     spec = StreamJobSpec(**{k: v for k, v in values.items() if k in names})
+    restart = RestartPolicy(**(values.get("restart") or {}))
+    if restart.same_failure_limit <= spec.poison_after_failures:
+        raise ValueError(f"restart.same_failure_limit ({restart.same_failure_limit}) must exceed poison_after_failures "
+                         f"({spec.poison_after_failures}): the supervisor would give up before the driver that "
+                         "isolates the failing records runs")
     if spec.task_cpus > spec.cores_per_executor:
         raise ValueError(f"task_cpus ({spec.task_cpus}) must not exceed cores_per_executor ({spec.cores_per_executor})")
-    return StreamSettings(spec, Thresholds.from_mapping(values.get("thresholds")),
-                          RestartPolicy(**(values.get("restart") or {})))
+    return StreamSettings(spec, Thresholds.from_mapping(values.get("thresholds")), restart)
 
 
 # ---- archive reprocessing (argus_archive_reprocess) ----

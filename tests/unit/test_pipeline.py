@@ -249,4 +249,4 @@ def test_a_dead_letter_kafka_refuses_is_sent_without_its_payload():
     by_source = {h["dlq_source"]: (v, h["dlq_reason"].decode()) for _, v, h in producer.sent}
     assert by_source[b"argus.frames/0/8"] == (b"PNG", "not a JPEG")
     value, reason = by_source[b"argus.frames/0/7"]
-    assert value == b"" and reason.startswith("corrupt JPEG (payload of 502 bytes not kept")
+    assert value == b"" and reason.startswith("corrupt JPEG (payload of 502 bytes and the original headers not kept")

@@ -213,3 +213,31 @@ def test_tail_returns_the_last_lines(tmp_path):
     log.write_text("".join(f"line {i}\n" for i in range(100)))
     assert process.tail(log, 3).splitlines() == ["line 97", "line 98", "line 99"]
     assert process.tail(tmp_path / "missing.log") == ""
+
+
+def test_a_pid_file_naming_another_daemons_session_adopts_nothing(tmp_path):
+    # a stale pid file whose pid is now the leader of another daemon of the stack (pid reuse
+    # after a reboot): that leader is not adopted, and nothing of it is taken
+    other = _spawn(tmp_path, stack_id="stack-r", service="other", marker="time.sleep")
+    stale = ProcessIdentity(other, process.start_ticks(other) - 1, process.boot_id(), "kafka.Kafka")
+    (tmp_path / "mine.pid").write_text(stale.encode())
+    try:
+        found = process.find_daemon(tmp_path / "mine.pid", stack_id="stack-r", service="mine", state_dir=tmp_path)
+        assert found.root is None and found.processes == []
+        # an old-format pid file is adopted only if the leader is the service's program
+        (tmp_path / "mine.pid").write_text(f"{other} 1796319148.9")
+        assert process.find_daemon(tmp_path / "mine.pid", stack_id="stack-r", service="mine", state_dir=tmp_path,
+                                   marker="kafka.Kafka").root is None
+    finally:
+        process.terminate(process.tagged("stack-r"), timeout=5)
+
+
+def test_a_job_started_detached_does_not_carry_the_daemon_tag_of_its_starter(tmp_path):
+    env = {**os.environ, process.STACK_TAG: "stack-t", process.SERVICE_TAG: "airflow-scheduler"}
+    job = process.spawn_detached([sys.executable, "-c", SLEEP], env=env, cwd=tmp_path)
+    try:
+        _wait_for(lambda: process.tagged("stack-t") != [])
+        assert process.tagged("stack-t", "airflow-scheduler") == []  # not the scheduler's remains
+        assert [p.pid for p in process.tagged("stack-t")] == [job.pid]  # but swept by a whole down
+    finally:
+        process.stop_group(job, timeout=5)

@@ -138,7 +138,9 @@ def test_trigger_waits_for_its_launch_then_gives_up(plugin):
     event = asyncio.run(first_event(make_trigger(trigger, store, launch_id="L9", launched_ms=launched - 3_600_000), 2))
     assert event.payload["health"]["state"] == "dead" and "never took the lease" in event.payload["health"]["reasons"][0]
     # a launcher process that is gone (this host, a pid that no longer runs) is dead at once
-    gone = {"host": socket.gethostname(), "pid": os.getpid(), "start": 0.0}
+    from argus.process import boot_id
+
+    gone = {"host": socket.gethostname(), "pid": os.getpid(), "start": 0, "boot": boot_id()}
     event = asyncio.run(first_event(make_trigger(trigger, store, launch_id="L9", launched_ms=launched, launcher=gone), 2))
     assert "exited before it took the lease" in event.payload["health"]["reasons"][0]
 
@@ -332,3 +334,20 @@ def test_an_outage_alerts_once_as_an_error_naming_the_service(plugin):
         state = h.call("execute_complete", event={"health": health, "lease": None}, state=state).kwargs["state"]
     assert [(a[1], a[3]) for a in h.alerts] == [("error", "argus/stream/q/outage:kafka")]
     assert "Kafka is down" in h.alerts[0][0] and h.launches == ["q"]
+
+
+def test_a_restart_budget_that_would_give_up_before_isolation_is_refused(plugin):
+    params, _ = plugin
+    with pytest.raises(ValueError, match="same_failure_limit .2. must exceed poison_after_failures .2."):
+        params.stream_settings({"poison_after_failures": 2, "restart": {"same_failure_limit": 2}})
+
+
+def test_an_event_breach_alerts_once_whatever_verdicts_come_between(plugin):
+    h = OperatorHarness()
+    state = h.call("execute").kwargs["state"]
+    skip = {"state": "healthy", "reasons": [], "lag": 0, "batch_age_s": 1.0, "owner": "o",
+            "breaches": {"skipped_offsets@4": "micro-batch 4 skipped 5 offset(s) ..."}}
+    starting = {**skip, "state": "starting", "breaches": {}}
+    for health in (skip, starting, skip, skip):
+        state = h.call("execute_complete", event={"health": health, "lease": None}, state=state).kwargs["state"]
+    assert [(a[1], a[3]) for a in h.alerts] == [("error", "argus/stream/q/skipped_offsets@4")]

@@ -252,11 +252,22 @@ def test_a_driver_that_cannot_renew_for_a_whole_ttl_fences_itself():
 
 def test_a_live_lease_whose_holder_process_is_gone_from_this_host_is_taken_over():
     store = MemoryStatusStore()
-    dead = Lease(owner="vm:1:dead", host=socket.gethostname(), pid=os.getpid(), pid_start=0.0,  # not our start time
-                 pgid=None, acquired_ms=int(time.time() * 1000), heartbeat_ms=int(time.time() * 1000), ttl_ms=60_000)
+    from argus.process import boot_id
+
+    dead = Lease(owner="vm:1:dead", host=socket.gethostname(), pid=os.getpid(), pid_start=0,  # not our start time
+                 pgid=None, acquired_ms=int(time.time() * 1000), heartbeat_ms=int(time.time() * 1000), ttl_ms=60_000,
+                 boot=boot_id())
     store.check_and_put("q", None, {"lease": dead.encode()})
     new, _ = keeper(store)
     assert new.acquire().owner == new.owner and store.read("q").lease.owner == new.owner
+    # a lease of an older version (no boot: its pid_start was wall-clock seconds) is not judged
+    # from here: it must lapse first, so a live old driver is never doubled
+    old = Lease(owner="vm:1:old", host=socket.gethostname(), pid=os.getpid(), pid_start=0, pgid=None,
+                acquired_ms=int(time.time() * 1000), heartbeat_ms=int(time.time() * 1000), ttl_ms=60_000)
+    other = MemoryStatusStore()
+    other.check_and_put("q", None, {"lease": old.encode()})
+    with pytest.raises(LeaseHeld):
+        keeper(other)[0].acquire()
 
 
 # ---- offsets the source skipped because they could not be read ----
@@ -408,11 +419,15 @@ def test_an_outage_is_recorded_waited_out_and_cleared():
 
 
 def test_a_driver_waiting_out_an_outage_is_not_restarted_and_the_service_is_named():
-    outage = {"service": "hbase-thrift", "name": "HBase Thrift server", "since_ms": NOW - 700_000,
+    outage = {"service": "hbase-thrift", "name": "HBase Thrift server", "since_ms": NOW - 500_000,
               "error": "TTransportException: Could not connect"}
     waiting = StreamStatus("q", lease=lease(heartbeat_ms=NOW - 1000), progress=progress(latest={"0": 500}, end={"0": 10}),
                            batch_ms=NOW - 700_000, outage=outage)
     health = assess(waiting, NOW, T)
+    # an outage recorded before this driver took the lease is stale: a stall is a stall
+    stale = StreamStatus("q", lease=lease(heartbeat_ms=NOW - 1000), progress=progress(latest={"0": 500}, end={"0": 10}),
+                         batch_ms=NOW - 700_000, outage={**outage, "since_ms": NOW - 650_000})
+    assert assess(stale, NOW, T).state == STALLED
     assert health.state == HEALTHY and not health.needs_restart  # no stall verdict while it waits
     assert "HBase Thrift server is down (TTransportException: Could not connect)" in health.breaches["outage:hbase-thrift"]
 
@@ -436,3 +451,27 @@ def test_the_heartbeat_watchdog_names_an_outage_no_failed_batch_reported():
     assert [w["outage"]["service"] for w in written] == ["kafka"]
     waiter.watch(Quiet(30))  # answers again
     assert written[-1]["outage"] == {} and written[-1]["last_outage"]["service"] == "kafka"
+
+
+def test_isolation_stops_when_too_many_records_fail_alone():
+    from argus.supervision.poison import isolate, max_poison
+
+    def run(part):
+        raise RuntimeError("RetriesExhaustedException: region server unreachable")
+
+    keys = [(0, o) for o in range(40)]
+    with pytest.raises(RuntimeError, match="not poison records"):
+        isolate(keys, run, healthy=lambda: None)
+    assert max_poison(40) == 4 and max_poison(5) == 2
+
+
+def test_a_stall_loop_is_no_healthy_period():
+    from argus.supervision.restart import RestartPolicy, healthy_seconds
+
+    policy = RestartPolicy(healthy_reset_s=600)
+    restarts = [{"ms": NOW - 1_300_000, "failure": None}, {"ms": NOW - 650_000, "failure": None}]
+    # the last driver ran 650 s but completed no micro-batch: still in a loop
+    stuck = StreamStatus("q", lease=lease(acquired_ms=NOW - 640_000), batch_ms=None)
+    assert healthy_seconds(stuck) == 0 and len(policy.history(restarts, NOW, healthy_seconds(stuck))) == 2
+    worked = StreamStatus("q", lease=lease(acquired_ms=NOW - 640_000), batch_ms=NOW - 5_000)
+    assert policy.history(restarts, NOW, healthy_seconds(worked)) == []

@@ -80,8 +80,6 @@ class LeaseKeeper:
         self._last_ok = time.monotonic()
         self._last_event = time.monotonic()
         self._lost = False
-        #: called with this keeper at each heartbeat (the driver's outage watchdog)
-        self.watchdog: Callable[[LeaseKeeper], None] | None = None
 
     def acquire(self) -> Lease:
         """Take the lease (raises :class:`~argus.supervision.status.LeaseHeld`)."""
@@ -93,7 +91,8 @@ class LeaseKeeper:
         # a holder killed on this very host (kill -9, then a restart within the TTL) is provably
         # gone: its lease need not lapse first
         raw = self.store.acquire(self.query, lease, extra={"state": state, "job": self.job, "recent": [],
-                                                           "batch_ms": b"", "idle_ms": b"", "qstatus": {}},
+                                                           "batch_ms": b"", "idle_ms": b"", "qstatus": {},
+                                                           "outage": {}},
                                  holder_gone=lambda held: driver_alive(held) is False)
         with self._lock:
             self.lease, self._raw, self._last_ok = lease, raw, time.monotonic()
@@ -200,11 +199,7 @@ class LeaseKeeper:
                 if stale * 1000 > self.ttl_ms:
                     # another driver may have taken the lapsed lease by now: fence ourselves
                     self._lose(f"lease of {self.query!r} not renewed for {stale:.0f}s ({exc})")
-            if self.watchdog is not None and not self._stop.is_set():
-                try:  # after the renewal: a slow probe must not make the lease lapse
-                    self.watchdog(self)
-                except Exception as exc:  # noqa: BLE001 - the lease matters more
-                    log.warning("watchdog of %s failed: %s", self.query, exc)
+
 
     def _lose(self, reason: str) -> None:
         with self._lock:

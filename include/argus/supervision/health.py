@@ -172,7 +172,7 @@ def assess(status: StreamStatus, now_ms: int, thresholds: Thresholds, *, launch_
     last_batch = max(status.batch_ms or 0, status.idle_ms or 0) or lease.acquired_ms
     age_s = max(0.0, (now_ms - last_batch) / 1000)
     outage = status.outage or {}
-    if outage.get("service"):  # the driver waits for a service on purpose: a restart would not help
+    if outage.get("service") and int(outage.get("since_ms", 0)) >= lease.acquired_ms:  # the driver waits for a service on purpose: a restart would not help
         since_s = (now_ms - int(outage.get("since_ms", now_ms))) / 1000
         return Health(HEALTHY, (), {f"outage:{outage['service']}": (
             f"{outage.get('name', outage['service'])} is down ({outage.get('error')}); the stream waits for it "

@@ -67,8 +67,22 @@ class OutageWaiter:
         self._waiting = False  # wait_out runs (it records the outage itself)
         self._noticed: dict[str, Any] | None = None  # an outage the watchdog recorded
 
+    def start_watching(self, keeper, stop: threading.Event, every_s: float = 5.0) -> threading.Thread:
+        """Run :meth:`watch` every ``every_s`` on a thread of its own (a probe of a service that
+        is down takes seconds: it must not delay the lease's heartbeat)."""
+        def loop() -> None:
+            while not stop.wait(every_s):
+                try:
+                    self.watch(keeper)
+                except Exception as exc:  # noqa: BLE001 - the watchdog must not die
+                    log.warning("outage watchdog failed: %s", exc)
+
+        thread = threading.Thread(target=loop, name="argus-outage-watch", daemon=True)
+        thread.start()
+        return thread
+
     def watch(self, keeper, quiet_after_s: float = QUIET_AFTER_S) -> None:
-        """Heartbeat hook: while the query shows no life (a source blocked on Kafka while it
+        """While the query shows no life (a source blocked on Kafka while it
         plans a batch, say), probe the services, record an outage that no failed batch has
         reported, and clear it once the service answers again."""
         if keeper.quiet_s() < quiet_after_s and self._noticed is None:

@@ -50,10 +50,20 @@ def isolate(keys: Sequence[Key], run: Callable[[list[Key]], None], healthy: Call
         if len(part) == 1:
             healthy()
             poison.append((part[0], error_summary(error)))
+            if len(poison) > max_poison(len(keys)):
+                raise RuntimeError(f"{len(poison)} of {len(keys)} records fail alone ({error_summary(error)}): that "
+                                   "is the pipeline failing, not poison records; the batch fails as a whole")
             continue
         middle = len(part) // 2
         todo += [part[middle:], part[:middle]]
     return sorted(poison)
+
+
+def max_poison(records: int) -> int:
+    """Records that may fail alone in a batch of ``records`` before isolation stops: beyond
+    that, what fails is the pipeline (a region server down, a broken model), and dead-letter-
+    ing every record would lose valid frames."""
+    return max(2, records // 10)
 
 
 def ranges(keys: Sequence[Key]) -> list[tuple[int, int, int]]:

@@ -32,15 +32,15 @@ def _identity(lease: Lease) -> ProcessIdentity:
 def process_alive(host: str, pid: int, start: int, boot: str | None = None) -> bool | None:
     """Whether process ``pid`` that started at ``start`` (clock ticks since boot ``boot``)
     still runs; None when it is on another host."""
-    if host != socket.gethostname():
+    if host != socket.gethostname() or boot is None:  # boot None: a launch of an older version, unknown
         return None
-    return ProcessIdentity(pid, int(start), boot or boot_id()).alive()
+    return ProcessIdentity(pid, int(start), boot).alive()
 
 
 def driver_alive(lease: Lease | None) -> bool | None:
     """Whether the lease holder's process exists; None when it runs on another host."""
-    if lease is None or not on_this_host(lease):
-        return None
+    if lease is None or not on_this_host(lease) or lease.boot is None:
+        return None  # elsewhere, or a lease of an older version (its pid_start is wall-clock seconds)
     return _identity(lease).alive()
 
 

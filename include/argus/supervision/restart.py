@@ -49,12 +49,18 @@ class RestartPolicy:
     healthy_reset_s: float = 600.0
     repage_s: float = 1800.0
 
-    def history(self, restarts: Sequence[int | dict[str, Any]], now_ms: int) -> list[dict[str, Any]]:
+    def history(self, restarts: Sequence[int | dict[str, Any]], now_ms: int,
+                healthy_s: float | None = None) -> list[dict[str, Any]]:
         """The restarts that still count: within the window, and none before a healthy period
-        (entries ``{"ms", "failure"}``; bare ms from older supervisors are read too)."""
+        (entries ``{"ms", "failure"}``; bare ms from older supervisors are read too).
+
+        :param healthy_s: how long the last driver completed micro-batches before it died
+            (None: unknown, taken as the time since the last restart).
+        """
         entries = [r if isinstance(r, dict) else {"ms": int(r), "failure": None} for r in restarts]
         entries = [e for e in entries if now_ms - e["ms"] < self.window_s * 1000]
-        if entries and now_ms - entries[-1]["ms"] >= self.healthy_reset_s * 1000:
+        ran_s = healthy_s if healthy_s is not None else (now_ms - entries[-1]["ms"]) / 1000 if entries else 0
+        if entries and ran_s >= self.healthy_reset_s:
             return []
         return entries
 
@@ -81,6 +87,13 @@ class RestartPolicy:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def healthy_seconds(status) -> float:
+    """How long the lease holder completed micro-batches: from its lease to its last batch."""
+    if status.lease is None or not status.batch_ms or status.batch_ms <= status.lease.acquired_ms:
+        return 0.0
+    return (status.batch_ms - status.lease.acquired_ms) / 1000
 
 
 def recorded_failure(status) -> str | None:

@@ -20,7 +20,7 @@ from argus.streaming import StreamJob
 from argus.supervision.control import fence, stop_stream
 from argus.supervision.health import Health
 from argus.supervision.process import driver_alive
-from argus.supervision.restart import TooManyRestarts, recorded_failure
+from argus.supervision.restart import TooManyRestarts, healthy_seconds, recorded_failure
 from argus.supervision.status import StreamStatusStore, now_ms
 from argus_airflow.notifiers import ArgusAlert, send_alert
 from argus_airflow.params import StreamSettings, stream_settings
@@ -28,6 +28,12 @@ from argus_airflow.triggers.stream_health import StreamHealthTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+
+#: breaches that are events (``name@batch``), alerted once each
+EVENT_BREACHES = ("skipped_offsets@", "isolated@")
+#: event breaches remembered as alerted
+EVENTS_KEPT = 100
 
 
 class StreamSupervisorOperator(BaseOperator):
@@ -213,9 +219,11 @@ class StreamSupervisorOperator(BaseOperator):
     def _restart(self, settings: StreamSettings, state: dict[str, Any], health: Health, context: Context) -> None:
         query, policy = settings.spec.query_name, settings.restart
         now = now_ms()
-        failure = recorded_failure(self._store().read(query))
+        before = self._store().read(query)
+        failure = recorded_failure(before) or ("stalled: no micro-batch while input is pending"
+                                               if health.state == "stalled" else None)
         safe_at_ms = self._fence(self._store(), query, context)
-        history = policy.history(self._since_stack_start(state), now)
+        history = policy.history(self._since_stack_start(state), now, healthy_seconds(before))
         checkpoint = settings.spec.checkpoint_location(ArgusConfig())
         details = {"query": query, "state": health.state, "reasons": "; ".join(health.reasons),
                    "checkpoint": checkpoint, "restarts_in_window": len(history), "kafka_lag": health.lag,
@@ -227,8 +235,7 @@ class StreamSupervisorOperator(BaseOperator):
         # a driver elsewhere may run until its lease has surely lapsed
         delay_s = max(delay_s, (safe_at_ms - now_ms()) / 1000)
         state["restarts"] = [*history, {"ms": now, "failure": failure}]
-        # a skip already alerted stays alerted; the other SLOs are judged afresh
-        state["breaches"] = [b for b in state.get("breaches", []) if b.startswith(("skipped_offsets@", "isolated@"))]
+        state["breaches"] = []  # judged afresh (events alerted stay in events_alerted)
         loop = [text for name, text in health.breaches.items() if name.startswith("crash_loop@")]
         self._alert(context, f"streaming query {query} {health.state} ({'; '.join(health.reasons)}): "
                              f"restarting from its checkpoint" + (f" in {delay_s:.0f}s" if delay_s >= 1 else ""),
@@ -284,16 +291,23 @@ class StreamSupervisorOperator(BaseOperator):
     def _alert_breaches(self, settings: StreamSettings, state: dict[str, Any], health: Health,
                         context: Context) -> None:
         query = settings.spec.query_name
+        # events (one skip, one isolation: "name@batch") alert once, whatever verdicts come between
+        events = [n for n in health.breaches if n.startswith(EVENT_BREACHES)]
+        alerted = state.get("events_alerted", [])
+        for name in sorted(set(events) - set(alerted)):
+            self._alert(context, f"streaming query {query} breaches its SLO: {health.breaches[name]}", "error",
+                        {"query": query, "slo": name, "kafka_lag": health.lag}, dedup_key=f"argus/stream/{query}/{name}")
+        state["events_alerted"] = [*alerted, *sorted(set(events) - set(alerted))][-EVENTS_KEPT:]
         before = set(state.get("breaches", []))
-        for name in sorted(set(health.breaches) - before):
+        for name in sorted(set(health.breaches) - before - set(events)):
             # frames lost for good page as an error; the other SLOs warn
-            severity = "error" if name.startswith(("skipped_offsets@", "isolated@", "outage:")) else "warning"
+            severity = "error" if name.startswith("outage:") else "warning"
             self._alert(context, f"streaming query {query} breaches its SLO: {health.breaches[name]}", severity,
                         {"query": query, "slo": name, "kafka_lag": health.lag, "batch_age_s": health.batch_age_s},
                         dedup_key=f"argus/stream/{query}/{name}")
         for name in sorted(before - set(health.breaches)):
             self.log.info("Streaming query %s: SLO %s is met again", query, name)
-        state["breaches"] = sorted(health.breaches)
+        state["breaches"] = sorted(set(health.breaches) - set(events))
 
     def _alert(self, context: Context, summary: str, severity: str, details: dict[str, Any],
                dedup_key: str | None = None) -> None:
