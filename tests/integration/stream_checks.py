@@ -12,7 +12,19 @@ from argus.codec import encode_jpeg
 from argus.images import sample_frames
 from argus.schema import FrameMessage
 from argus.store import DetectionStore
-from argus.streaming import StreamJob
+from argus.streaming import StreamJob, StreamJobSpec
+from argus.topics import ensure_topics
+
+
+def one_partition_job(cfg, name: str, unique: str, **spec) -> tuple[str, StreamJobSpec]:
+    """A one-partition frames topic (and its DLQ) of the test's own, and the spec of a small
+    BlazeFace streaming job over it; returns (topic, spec)."""
+    topic = f"it.{name}.{unique}"
+    ensure_topics(cfg.kafka_bootstrap, topic, f"{topic}.dlq", partitions=1)
+    settings = dict(topic=topic, dlq_topic=f"{topic}.dlq", checkpoint=f"{cfg.hdfs_uri}/argus/tests/{unique}/checkpoint",
+                    query_name=f"it_{name}_{unique}", camera_models={"*": "blazeface"}, batch_size=4,
+                    max_offsets_per_trigger=10)
+    return topic, StreamJobSpec(**{**settings, **spec})
 
 
 def produce_frames(cfg, topic: str, camera: str, seqs: Iterable[int]) -> None:

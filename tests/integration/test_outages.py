@@ -8,24 +8,19 @@ import time
 
 import pytest
 from store_checks import assert_one_detection_row_per_detection
-from stream_checks import produce_frames, stored_seqs, wait_while_running
+from stream_checks import one_partition_job, produce_frames, stored_seqs, wait_while_running
 
 from argus.bench.pipeline import driver_lines
 from argus.store import DetectionStore
-from argus.streaming import StreamJob, StreamJobSpec
+from argus.streaming import StreamJob
 from argus.supervision.health import Thresholds, assess
 from argus.supervision.status import StreamStatusStore, now_ms
-from argus.topics import ensure_topics
 
 
 @pytest.mark.timeout(900)
 def test_an_hbase_thrift_restart_is_waited_out_without_a_driver_restart(stack, cfg, unique, tmp_path):
-    topic, dlq = f"it.outage.{unique}", f"it.outage.{unique}.dlq"
-    ensure_topics(cfg.kafka_bootstrap, topic, dlq, partitions=1)
+    topic, spec = one_partition_job(cfg, "outage", unique)
     camera = f"outage-{unique}"
-    spec = StreamJobSpec(topic=topic, dlq_topic=dlq, checkpoint=f"{cfg.hdfs_uri}/argus/tests/{unique}/checkpoint",
-                         query_name=f"it_outage_{unique}", camera_models={"*": "blazeface"}, batch_size=4,
-                         max_offsets_per_trigger=10)
     store, status_store = DetectionStore.from_config(cfg), StreamStatusStore.from_config(cfg)
     store.ensure_tables()
     log_path = tmp_path / "stream.log"
@@ -67,12 +62,8 @@ def test_an_hbase_thrift_restart_is_waited_out_without_a_driver_restart(stack, c
 
 @pytest.mark.timeout(900)
 def test_a_kafka_restart_is_waited_out_without_a_driver_restart(stack, cfg, unique, tmp_path):
-    topic, dlq = f"it.kafkaout.{unique}", f"it.kafkaout.{unique}.dlq"
-    ensure_topics(cfg.kafka_bootstrap, topic, dlq, partitions=1)
+    topic, spec = one_partition_job(cfg, "kafkaout", unique)
     camera = f"kafkaout-{unique}"
-    spec = StreamJobSpec(topic=topic, dlq_topic=dlq, checkpoint=f"{cfg.hdfs_uri}/argus/tests/{unique}/checkpoint",
-                         query_name=f"it_kafkaout_{unique}", camera_models={"*": "blazeface"}, batch_size=4,
-                         max_offsets_per_trigger=10)
     store, status_store = DetectionStore.from_config(cfg), StreamStatusStore.from_config(cfg)
     log_path = tmp_path / "stream.log"
     produce_frames(cfg, topic, camera, range(0, 10))

@@ -10,24 +10,19 @@ import time
 import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
-from stream_checks import produce_frames, stored_seqs, wait_while_running
+from stream_checks import one_partition_job, produce_frames, stored_seqs, wait_while_running
 
 from argus.bench.pipeline import driver_lines
 from argus.store import DetectionStore
-from argus.streaming import StreamJob, StreamJobSpec
+from argus.streaming import StreamJob
 from argus.supervision.health import Thresholds, assess
 from argus.supervision.status import StreamStatusStore, now_ms
-from argus.topics import ensure_topics
 
 
 @pytest.mark.timeout(900)
 def test_offsets_deleted_ahead_of_the_checkpoint_are_named_not_skipped_silently(stack, cfg, unique, tmp_path):
-    topic, dlq = f"it.skip.{unique}", f"it.skip.{unique}.dlq"
-    ensure_topics(cfg.kafka_bootstrap, topic, dlq, partitions=1)
+    topic, spec = one_partition_job(cfg, "skip", unique)
     camera = f"skip-{unique}"
-    spec = StreamJobSpec(topic=topic, dlq_topic=dlq, checkpoint=f"{cfg.hdfs_uri}/argus/tests/{unique}/checkpoint",
-                         query_name=f"it_skip_{unique}", camera_models={"*": "blazeface"}, batch_size=4,
-                         max_offsets_per_trigger=10)
     store = DetectionStore.from_config(cfg)
     store.ensure_tables()
     log_path = tmp_path / "stream.log"

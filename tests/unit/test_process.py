@@ -15,6 +15,9 @@ from argus import process
 from argus.process import ProcessIdentity
 
 SLEEP = "import time; time.sleep(120)"
+#: a daemon with a child in its session, as a JVM's or Airflow's workers
+WITH_CHILD = ("import subprocess, sys, time; "
+              "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); time.sleep(120)")
 
 
 def _spawn(tmp_path, code=SLEEP, *, stack_id="stack-a", service="svc", marker=None, cwd=None):
@@ -131,8 +134,7 @@ def test_a_daemon_whose_pid_file_is_gone_is_found_by_its_port(tmp_path):
 
 
 def test_an_old_format_pid_file_is_followed_to_the_daemons_session(tmp_path):
-    code = ("import subprocess, sys, time; "
-            "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); time.sleep(120)")
+    code = WITH_CHILD
     pid = _spawn(tmp_path, code, stack_id="stack-o")
     try:
         _wait_for(lambda: len(process.session_members(pid)) == 2)
@@ -148,8 +150,7 @@ def test_an_old_format_pid_file_is_followed_to_the_daemons_session(tmp_path):
 
 
 def test_what_a_dead_daemon_left_behind_is_found_but_never_adopted(tmp_path):
-    code = ("import subprocess, sys, time; "
-            "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); time.sleep(120)")
+    code = WITH_CHILD
     pid = _spawn(tmp_path, code, stack_id="stack-d")
     try:
         _wait_for(lambda: len(process.session_members(pid)) == 2)
