@@ -102,7 +102,7 @@ class ProcessIdentity:
             proc = psutil.Process(self.pid)
             if proc.status() == psutil.STATUS_ZOMBIE:
                 return None
-            if self.marker and self.marker not in " ".join(proc.cmdline()):
+            if self.marker and not _may_be(proc, self.marker):
                 return None
         except psutil.Error:
             return None
@@ -121,6 +121,17 @@ class ProcessIdentity:
             return cls(int(data["pid"]), int(data["start_ticks"]), str(data["boot"]), data.get("marker"))
         except (ValueError, KeyError, TypeError):
             return None
+
+
+def _may_be(proc: psutil.Process, marker: str) -> bool:
+    """Whether ``proc``'s command line holds ``marker``, or is not known yet.
+
+    A process still inside ``execve`` has an empty command line: the kernel closes the
+    close-on-exec pipe through which ``Popen`` learns that the exec succeeded before it sets up
+    the new program's arguments, so a check right after ``Popen`` returns (a loaded machine
+    makes it likely) sees nothing. Nothing is not another program."""
+    cmdline = proc.cmdline()
+    return not cmdline or marker in " ".join(cmdline)
 
 
 def recorded_pid(pid_file: Path) -> int | None:

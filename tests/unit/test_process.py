@@ -98,6 +98,18 @@ def test_a_reused_pid_or_a_replaced_program_is_not_taken_for_the_daemon(tmp_path
         process.terminate(process.tagged("stack-a"), timeout=5)
 
 
+def test_a_daemon_still_inside_exec_is_alive(tmp_path, monkeypatch):
+    # right after Popen returns, the kernel may not have set the new program's arguments yet:
+    # its command line reads empty, which must not pass for a program that exited
+    pid = _spawn(tmp_path, marker="time.sleep")
+    try:
+        monkeypatch.setattr(psutil.Process, "cmdline", lambda self: [])
+        assert process.live_pid(tmp_path / "svc.pid") == pid
+    finally:
+        monkeypatch.undo()
+        process.terminate(process.tagged("stack-a"), timeout=5)
+
+
 def test_start_ticks_reads_the_field_after_a_command_name_with_spaces_and_parens(tmp_path):
     odd = tmp_path / "a b) (c"
     os.symlink(sys.executable, odd)

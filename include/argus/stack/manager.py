@@ -213,6 +213,7 @@ class Stack:
         deadline = time.monotonic() + svc.startup_timeout
         while time.monotonic() < deadline:
             if process.live_pid(self.cfg.pid_file(svc.name)) is None:
+                process.terminate(self._processes(svc))  # children it left, if any
                 raise StackError(
                     f"{svc.name} exited during start-up; log: {log}\n{_indent(process.tail(log))}"
                 )
