@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag
+from airflow.sdk import dag
 
 from argus_airflow.notifiers import failure_notifier
 from argus_airflow.operators.archive import ArchiveReprocessOperator

@@ -23,7 +23,7 @@ import time
 
 from pyspark.sql import SparkSession
 
-from argus.reprocess import (
+from argus.archive.reprocess import (
     ArchiveReadError, ReprocessConfig, SegmentMarkers, SegmentResult, archive_fs, list_recordings, longest_first,
     plan_segments, process_segment, recording_duration_s, utc_day, worker_resources,
 )

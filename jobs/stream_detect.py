@@ -29,7 +29,7 @@ import time
 
 from pyspark.sql import Column, DataFrame, Row, SparkSession
 
-from argus.pipeline import (READ_STATUS, DeadLetter, KafkaRecord, PipelineConfig, process_stream, records_from_pandas,
+from argus.live.pipeline import (READ_STATUS, DeadLetter, KafkaRecord, PipelineConfig, process_stream, records_from_pandas,
                             send_dead_letters, tally)
 from argus.supervision.driver import EXIT_LEASE_HELD, LeaseKeeper, status_listener
 from argus.supervision.offsets import PartitionRead, SkipDetector
@@ -38,7 +38,7 @@ from argus.supervision.poison import BatchFailures, isolate, ranges
 from argus.supervision.status import LeaseHeld, StreamStatusStore
 
 #: what each task returns: counts per status and the offsets read per partition
-#: (argus.pipeline.tally), not a row per record
+#: (argus.live.pipeline.tally), not a row per record
 TALLY_SCHEMA = ("status string, n long, detections long, partition int, first long, last long, "
                 "task int, task_ms long, wait_ms long")
 TALLY_COLUMNS = [f.split()[0] for f in TALLY_SCHEMA.split(", ")]

@@ -79,6 +79,11 @@ class ArgusConfig:
         comma-separated; see argus.detect.backends)."""
         return tuple(m.strip() for m in os.environ.get("ARGUS_DETECTOR_PLUGINS", "").split(",") if m.strip())
 
+    @property
+    def cameras_file(self) -> Path:
+        """The camera registry: ``ARGUS_CAMERAS``, else ``cameras.yaml`` at the project root."""
+        return Path(os.environ.get("ARGUS_CAMERAS") or self.root / "cameras.yaml")
+
     def port(self, name: str) -> int:
         return self.ports[name]
 

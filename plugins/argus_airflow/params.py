@@ -17,7 +17,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from argus.streaming import StreamJobSpec
+from argus.live.launcher import StreamJobSpec
 from argus.supervision.health import Thresholds
 from argus.supervision.restart import RestartPolicy
 
@@ -33,7 +33,7 @@ MAX_EXECUTORS = 64
 def registry_camera_ids(path: str | Path | None = None) -> list[str]:
     """Camera ids of the registry (``ARGUS_CAMERAS``, else ``cameras.yaml`` at the project
     root); none when there is no registry file (a broken one raises)."""
-    from argus.ingest import camera_registry_path, load_cameras
+    from argus.live.cameras import camera_registry_path, load_cameras
 
     path = Path(path) if path else camera_registry_path()
     if not path.exists():
@@ -97,7 +97,7 @@ def _number(value, kind: str, minimum, maximum, description: str, exclusive_mini
 
 
 def stream_job_params() -> dict[str, Param]:
-    """Params of the streaming DAG; names are :class:`~argus.streaming.StreamJobSpec` fields,
+    """Params of the streaming DAG; names are :class:`~argus.live.launcher.StreamJobSpec` fields,
     plus ``thresholds`` (:class:`~argus.supervision.health.Thresholds`) and ``restart``
     (:class:`~argus.supervision.restart.RestartPolicy`)."""
     spec, thr, restart = StreamJobSpec(), Thresholds(), RestartPolicy()
@@ -189,8 +189,8 @@ DATE_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 
 
 def archive_params() -> dict[str, Param]:
-    """Params of the archive DAG (:class:`~argus.reprocess_job.ReprocessJobSpec` settings)."""
-    from argus.reprocess_job import ReprocessJobSpec
+    """Params of the archive DAG (:class:`~argus.archive.launcher.ReprocessJobSpec` settings)."""
+    from argus.archive.launcher import ReprocessJobSpec
 
     spec = ReprocessJobSpec()
     return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from argus.images import load_image, photo_path
+from argus.media.images import load_image, photo_path
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from argus.images import photo_path
+from argus.media.images import photo_path
 
 ARGUS = [sys.executable, "-m", "argus.cli"]
 

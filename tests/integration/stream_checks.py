@@ -8,12 +8,12 @@ from collections.abc import Callable, Iterable
 
 from confluent_kafka import Consumer, Producer
 
-from argus.codec import encode_jpeg
-from argus.images import sample_frames
-from argus.schema import FrameMessage
+from argus.media.codec import encode_jpeg
+from argus.media.images import sample_frames
+from argus.live.message import FrameMessage
 from argus.store import DetectionStore
-from argus.streaming import StreamJob, StreamJobSpec
-from argus.topics import ensure_topics
+from argus.live.launcher import StreamJob, StreamJobSpec
+from argus.live.topics import ensure_topics
 
 
 def one_partition_job(cfg, name: str, unique: str, **spec) -> tuple[str, StreamJobSpec]:

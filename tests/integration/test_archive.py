@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
-from argus.archive import archive_dir, listing, put
-from argus.codec import encode_jpeg
-from argus.hdfs import webhdfs_client
-from argus.images import sample_frames
-from argus.simulate import ensure_clips
+from argus.archive.layout import archive_dir, listing, put
+from argus.media.codec import encode_jpeg
+from argus.archive.hdfs import webhdfs_client
+from argus.media.images import sample_frames
+from argus.live.simulate import ensure_clips
 
 START = 1_790_000_000_000  # 2026-09-21T14:13:20Z
 

@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
-from argus.archive import put
-from argus.hdfs import webhdfs_client
-from argus.reprocess import expected_frames
-from argus.simulate import CLIP_FPS, CLIP_SECONDS, ensure_clips
+from argus.archive.layout import put
+from argus.archive.hdfs import webhdfs_client
+from argus.archive.reprocess import expected_frames
+from argus.live.simulate import CLIP_FPS, CLIP_SECONDS, ensure_clips
 from argus.store import DetectionStore
 from airflow_checks import assert_trigger_refused
 

@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from argus.archive import put
-from argus.hdfs import webhdfs_client
-from argus.reprocess import expected_frames, segment_window_s
-from argus.reprocess_job import ReprocessJobSpec, parse_line
-from argus.simulate import CLIP_FPS, CLIP_SECONDS, ensure_clips
+from argus.archive.layout import put
+from argus.archive.hdfs import webhdfs_client
+from argus.archive.reprocess import expected_frames, segment_window_s
+from argus.archive.launcher import ReprocessJobSpec, parse_line
+from argus.live.simulate import CLIP_FPS, CLIP_SECONDS, ensure_clips
 from argus.store import DetectionStore
 from argus.store.schema import camera_prefix
 

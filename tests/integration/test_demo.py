@@ -3,6 +3,7 @@ ends with a summary and leaves the Airflow UI reachable."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -29,6 +30,12 @@ def test_demo_runs_the_pipeline_and_prints_a_summary(stack, cfg):
         assert f"{cfg.airflow_url}/dags/{DAG}/runs/" in text
         # the UI is still up and serves its login page
         assert httpx.get(cfg.airflow_url, follow_redirects=True, timeout=30).status_code == 200
+        # ingest recorded the registry: the cameras table lists them with their coordinates
+        listed = subprocess.run([sys.executable, "-m", "argus.cli", "cameras", "list", "--json"], capture_output=True,
+                                text=True, timeout=120, cwd=cfg.root)
+        cameras = json.loads(listed.stdout)
+        assert {"sim-000", "sim-001", "sim-002"} <= set(cameras), listed.stderr
+        assert cameras["sim-000"]["latitude"] == "48.85" and cameras["sim-000"]["longitude"] == "2.35"
         runs = client._json("GET", f"/dags/{DAG}/dagRuns", params={"state": ["running"]})["dag_runs"]
         assert runs, "the demo's streaming run is not running any more"
     finally:  # the demo leaves the job up until `stack down`; the suite goes on without it

@@ -13,8 +13,8 @@ from datetime import datetime
 import pytest
 
 from argus.doe.sweep import Sweep, sweep_id_for, sweeps_dir
-from argus.reprocess import expected_frames
-from argus.simulate import CLIP_FPS, CLIP_SECONDS
+from argus.archive.reprocess import expected_frames
+from argus.live.simulate import CLIP_FPS, CLIP_SECONDS
 from airflow_checks import assert_trigger_refused
 
 DAG = "argus_doe_nightly"

@@ -16,15 +16,16 @@ from confluent_kafka import Producer
 from store_checks import assert_one_detection_row_per_detection
 from stream_checks import dead_letters, wait_while_running
 
-from argus.bench.pipeline import driver_lines
-from argus.codec import encode_jpeg
-from argus.images import sample_frames
-from argus.ingest import CameraSpec, CameraWorker
-from argus.schema import FrameMessage
-from argus.simulate import ensure_clips
-from argus.streaming import StreamJob, StreamJobSpec
+from argus.bench.live import driver_lines
+from argus.media.codec import encode_jpeg
+from argus.media.images import sample_frames
+from argus.live.cameras import CameraSpec
+from argus.live.ingest import CameraWorker
+from argus.live.message import FrameMessage
+from argus.live.simulate import ensure_clips
+from argus.live.launcher import StreamJob, StreamJobSpec
 from argus.store import DetectionStore
-from argus.topics import ensure_topics
+from argus.live.topics import ensure_topics
 
 RATE_HZ = 5.0  # 8-second clips -> 40 frames per camera
 

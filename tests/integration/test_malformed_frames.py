@@ -18,10 +18,10 @@ from confluent_kafka import Producer
 from PIL import Image
 from stream_checks import dead_letters, stored_seqs
 
-from argus.bench.pipeline import driver_lines
+from argus.bench.live import driver_lines
 from argus.store import DetectionStore
-from argus.streaming import StreamJob, StreamJobSpec
-from argus.topics import ensure_topics
+from argus.live.launcher import StreamJob, StreamJobSpec
+from argus.live.topics import ensure_topics
 
 FRAMES_PER_CAMERA = 12
 

@@ -10,9 +10,9 @@ import pytest
 from store_checks import assert_one_detection_row_per_detection
 from stream_checks import one_partition_job, produce_frames, stored_seqs, wait_while_running
 
-from argus.bench.pipeline import driver_lines
+from argus.bench.live import driver_lines
 from argus.store import DetectionStore
-from argus.streaming import StreamJob
+from argus.live.launcher import StreamJob
 from argus.supervision.health import Thresholds, assess
 from argus.supervision.status import StreamStatusStore, now_ms
 

@@ -15,15 +15,15 @@ import pytest
 from confluent_kafka import Producer
 from stream_checks import dead_letters, stored_seqs
 
-from argus.bench.pipeline import driver_lines
-from argus.codec import encode_jpeg
-from argus.schema import FrameMessage
-from argus.spark import submit_argv
+from argus.bench.live import driver_lines
+from argus.media.codec import encode_jpeg
+from argus.live.message import FrameMessage
+from argus.submit import submit_argv
 from argus.store import DetectionStore
-from argus.streaming import StreamJob, StreamJobSpec
+from argus.live.launcher import StreamJob, StreamJobSpec
 from argus.supervision.health import DEAD, Thresholds, assess
 from argus.supervision.status import StreamStatusStore, now_ms
-from argus.topics import ensure_topics
+from argus.live.topics import ensure_topics
 
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 #: what the fault model needs, on the driver and on every executor

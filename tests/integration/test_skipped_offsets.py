@@ -12,9 +12,9 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 from stream_checks import one_partition_job, produce_frames, stored_seqs, wait_while_running
 
-from argus.bench.pipeline import driver_lines
+from argus.bench.live import driver_lines
 from argus.store import DetectionStore
-from argus.streaming import StreamJob
+from argus.live.launcher import StreamJob
 from argus.supervision.health import Thresholds, assess
 from argus.supervision.status import StreamStatusStore, now_ms
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from confluent_kafka import Producer
 
-from argus.hdfs import webhdfs_client
-from argus.spark import submit
+from argus.archive.hdfs import webhdfs_client
+from argus.submit import submit
 
 
 def test_spark_job_reads_a_file_written_to_hdfs(stack, cfg, unique):

@@ -77,3 +77,26 @@ def test_argus_search_finds_one_cameras_persons_in_a_time_range_newest_first(sto
     found = json.loads(out.stdout)
     assert [d["seq"] for d in found] == [4, 3, 2, 1]
     assert {d["class_name"] for d in found} == {"person"} and {d["camera_id"] for d in found} == {cam}
+
+
+def test_argus_cameras_import_records_the_registry_and_list_shows_it(store, cfg, unique, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    def argus(*args):
+        out = subprocess.run([sys.executable, "-m", "argus.cli", "cameras", *args], capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stdout + out.stderr
+        return out.stdout
+
+    registry = tmp_path / "cameras.yaml"
+    cam = f"gate-{unique}"
+    for model in ("blazeface", "ssdlite-person"):  # imported twice: one row, the newer values
+        registry.write_text(f"cameras:\n  - {{id: {cam}, url: rtsp://10.0.0.7/s1, rate_hz: 4, latitude: 51.5007, "
+                            f"longitude: -0.1246, model: {model}}}\n")
+        assert "1 camera(s)" in argus("import", "--cameras", str(registry))
+    listed = json.loads(argus("list", "--json"))
+    assert listed[cam] == {"url": "rtsp://10.0.0.7/s1", "rate_hz": "4", "latitude": "51.5007",
+                           "longitude": "-0.1246", "model": "ssdlite-person"}
+    assert cam in argus("list")

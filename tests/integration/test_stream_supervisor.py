@@ -19,15 +19,16 @@ from confluent_kafka import Producer
 from store_checks import assert_one_detection_row_per_detection
 from test_live_pipeline import ProducerSink, stored
 
-from argus.ingest import CameraSpec, CameraWorker
-from argus.simulate import ensure_clips
+from argus.live.cameras import CameraSpec
+from argus.live.ingest import CameraWorker
+from argus.live.simulate import ensure_clips
 from argus.store import DetectionStore
-from argus.streaming import StreamJob, StreamJobSpec
+from argus.live.launcher import StreamJob, StreamJobSpec
 from argus.supervision.control import stop_stream
 from argus.supervision.driver import EXIT_LEASE_HELD
 from argus.supervision.process import driver_processes
 from argus.supervision.status import StreamStatusStore
-from argus.topics import ensure_topics
+from argus.live.topics import ensure_topics
 
 DAG_ID = "argus_stream_detection"
 TASK_ID = "supervise_stream"

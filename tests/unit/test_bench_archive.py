@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from argus.bench import archive
-from argus.cli import main
+from argus.cli.main import main
 
 
 def test_runs_interleave_bare_and_job_and_reverse_every_other_round():

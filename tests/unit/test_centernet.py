@@ -331,7 +331,7 @@ def test_postprocess_limits_and_empty(backend):
 
 
 def test_batch_buffers_are_reused_only_when_no_tensor_holds_them(backend):
-    from argus.images import sample_frames
+    from argus.media.images import sample_frames
 
     frames = sample_frames(2)
     first, _ = backend.preprocess(frames)

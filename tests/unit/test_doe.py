@@ -14,7 +14,7 @@ import pytest
 import statsmodels.formula.api as smf
 from pyDOE3 import ccdesign, ff2n, fullfact, lhs
 
-from argus.cli import main
+from argus.cli.main import main
 from argus.doe import (
     Constraint,
     Desirability,

@@ -6,10 +6,11 @@ import threading
 
 import pytest
 
-from argus.codec import decode_jpeg
-from argus.ingest import CameraSpec, CameraWorker, load_cameras
-from argus.schema import FrameMessage
-from argus.simulate import CLIP_FPS, CLIP_SECONDS, ensure_clips
+from argus.media.codec import decode_jpeg
+from argus.live.cameras import CameraSpec, load_cameras
+from argus.live.ingest import CameraWorker
+from argus.live.message import FrameMessage
+from argus.live.simulate import CLIP_FPS, CLIP_SECONDS, ensure_clips
 
 
 class RecordingSink:
@@ -82,3 +83,10 @@ def test_camera_registry_is_validated(tmp_path):
     bad.write_text("cameras:\n  - {id: a, url: x, colour: red}\n")
     with pytest.raises(ValueError, match="colour"):
         load_cameras(bad)
+
+
+def test_a_cameras_table_row_holds_what_is_set_as_text():
+    from argus.live.cameras import camera_row
+
+    row = camera_row(CameraSpec(id="gate-1", url="rtsp://cam/1", rate_hz=4, latitude=51.5, longitude=-0.12))
+    assert row == {"url": "rtsp://cam/1", "rate_hz": "4", "latitude": "51.5", "longitude": "-0.12"}

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from argus.codec import encode_jpeg
+from argus.media.codec import encode_jpeg
 from argus.detect import Detection
-from argus.pipeline import (DeadLetter, KafkaRecord, PipelineConfig, detect, prepare_one, process_stream, summary_rows,
+from argus.live.pipeline import (DeadLetter, KafkaRecord, PipelineConfig, detect, prepare_one, process_stream, summary_rows,
                             tally)
-from argus.schema import FrameMessage
+from argus.live.message import FrameMessage
 
 KNOWN = {"centernet-coco", "ssdlite-person", "blazeface"}
 
@@ -186,7 +186,7 @@ def test_a_frame_the_model_fails_on_is_dead_lettered_and_its_batch_goes_on():
 
 
 def test_an_unexpected_error_for_one_record_is_that_records_dead_letter(monkeypatch):
-    import argus.pipeline as pipeline
+    import argus.live.pipeline as pipeline
 
     real = pipeline.decode_jpeg
 
@@ -205,7 +205,7 @@ def test_an_unexpected_error_for_one_record_is_that_records_dead_letter(monkeypa
 
 
 def test_a_frame_whose_rows_cannot_be_built_is_dead_lettered_not_written(monkeypatch):
-    import argus.pipeline as pipeline
+    import argus.live.pipeline as pipeline
     from argus.store.detections import result_rows
 
     def rows(result):
@@ -239,7 +239,7 @@ class RefusingProducer:
 
 
 def test_a_dead_letter_kafka_refuses_is_sent_without_its_payload():
-    from argus.pipeline import send_dead_letters
+    from argus.live.pipeline import send_dead_letters
 
     big = record(key=b"cam-1", value=b"\xff\xd8" + bytes(500), headers=frame_msg().headers(), offset=7)
     small = record(key=b"cam-1", value=b"PNG", headers=frame_msg().headers(), offset=8)

@@ -1,4 +1,4 @@
-"""argus.readahead and argus.store.writer: order kept, errors surfaced where they belong."""
+"""argus.archive.readahead and argus.store.writer: order kept, errors surfaced where they belong."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from argus.readahead import read_ahead
+from argus.archive.readahead import read_ahead
 from argus.store.writer import BackgroundWriter
 
 

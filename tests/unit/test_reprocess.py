@@ -7,13 +7,13 @@ import shutil
 
 import pytest
 
-from argus.codec import encode_jpeg
-from argus.images import sample_frames
-from argus.reprocess import (
+from argus.media.codec import encode_jpeg
+from argus.media.images import sample_frames
+from argus.archive.reprocess import (
     ArchiveReadError, GridSampler, Recording, ReprocessConfig, archive_fs, decode_segment, expected_frames,
     list_recordings, plan_segments, recording_duration_s, sample_on_grid, segment_window_s,
 )
-from argus.simulate import CLIP_FPS, CLIP_SECONDS, ensure_clips
+from argus.live.simulate import CLIP_FPS, CLIP_SECONDS, ensure_clips
 
 START = 1_790_000_000_000  # 2026-09-21T14:13:20Z
 
@@ -137,7 +137,7 @@ def test_recording_keys_are_stable():
 
 
 def test_each_recordings_short_last_window_is_handed_out_last():
-    from argus.reprocess import longest_first
+    from argus.archive.reprocess import longest_first
 
     a = Recording("/a/camera=c/date=2026-01-01/1.mp4", "c", "2026-01-01", 1, "video")
     b = Recording("/a/camera=c/date=2026-01-01/2.mp4", "c", "2026-01-01", 2, "video")
@@ -174,7 +174,7 @@ class _Store:
 def test_a_segment_decodes_ahead_only_with_a_core_to_spare(archive, monkeypatch, cores):
     """With one core per task, a decoder thread would take turns with the model on it (and
     take the next executor's core): decoding then runs inline, between batches."""
-    from argus.reprocess import process_segment
+    from argus.archive.reprocess import process_segment
 
     monkeypatch.setenv("ARGUS_CPU_THREADS", str(cores))
     cfg = cfg_for(archive, rate_hz=2.0, window_s=4.0, batch_size=2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from argus.schema import SCHEMA_VERSION, FrameMessage, InvalidMessage, dead_letter_headers
+from argus.live.message import SCHEMA_VERSION, FrameMessage, InvalidMessage, dead_letter_headers
 from argus.store import schema
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 100
@@ -102,7 +102,7 @@ def test_every_field_is_checked_when_a_message_is_built():
 def test_the_docs_table_of_headers_is_made_from_the_rules():
     from pathlib import Path
 
-    from argus.schema import headers_markdown
+    from argus.live.message import headers_markdown
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "schema.md").read_text()
     assert headers_markdown() in doc

@@ -13,7 +13,7 @@ from dataclasses import fields
 import jsonschema
 import pytest
 
-from argus.streaming import StreamJobSpec
+from argus.live.launcher import StreamJobSpec
 from argus.supervision.health import Thresholds
 from argus.supervision.restart import RestartPolicy
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from argus.config import ArgusConfig
-from argus.streaming import StreamJobSpec
+from argus.live.launcher import StreamJobSpec
 
 
 def arg(args: list[str], name: str) -> str:
@@ -45,7 +45,7 @@ def test_records_reach_python_in_chunks_of_a_few_detector_batches():
 
 
 def test_the_driver_logs_where_each_micro_batch_spent_its_time():
-    from argus.bench.pipeline import micro_batches
+    from argus.bench.live import micro_batches
     from argus.supervision.driver import progress_line
 
     progress = {"batchId": 7, "numInputRows": 12, "inputRowsPerSecond": 16.0, "processedRowsPerSecond": 20.5,

@@ -20,13 +20,12 @@ import os
 import time
 from pathlib import Path
 
-from argus.archive import put
+from argus.archive.layout import put
 from argus.config import ArgusConfig
 from argus.detect.devices import cpu_threads
-from argus.hdfs import webhdfs_client
-from argus.reprocess import Recording, decode_segment, longest_first, plan_segments, recording_duration_s
-from argus.reprocess_job import ReprocessJobSpec
-from argus.simulate import ensure_clips
+from argus.archive.hdfs import webhdfs_client
+from argus.archive.reprocess import Recording, decode_segment, longest_first, plan_segments, recording_duration_s
+from argus.archive.launcher import ReprocessJobSpec
 
 BENCH_ROOT = "/argus/bench/archive"
 START = 1_790_000_000_000
@@ -35,7 +34,7 @@ START = 1_790_000_000_000
 def bench_clips(cfg: ArgusConfig, seconds: int) -> list[Path]:
     """The simulator's scenes as ``seconds``-long recordings (archives hold long files, not
     8-second clips), made once and cached."""
-    from argus.simulate import SCENES, make_clip
+    from argus.live.simulate import SCENES, make_clip
 
     folder = cfg.cache_dir / "simulator"
     return [p if (p := folder / f"bench-{i}-{seconds}s.mp4").exists() else make_clip(p, i, seconds=seconds)
@@ -61,7 +60,7 @@ def _init_worker(model: str, batch: int, threads: int) -> None:
     import fsspec
 
     from argus.detect import Detector
-    from argus.images import sample_frames
+    from argus.media.images import sample_frames
 
     detector = Detector(model, batch_size=batch)
     detector.detect(sample_frames(batch, (480, 640)))  # graph tracing before the clock starts

@@ -13,7 +13,7 @@ import time
 
 from argus.detect import Detector
 from argus.detect.devices import configure_devices, framework_for
-from argus.images import sample_frames
+from argus.media.images import sample_frames
 
 
 def bench_detector(model: str, batch: int, seconds: float, frame_size: tuple[int, int] = (480, 640),

@@ -547,17 +547,6 @@ def load_weights(model, network: DarknetNetwork, path: str | Path) -> None:
         model.get_layer(f"conv_{layer.index}").set_weights([kernel, bias])
 
 
-def load_darknet(cfg_path: str | Path, weights_path: str | Path):
-    """(Keras model, parsed network) of a cfg and its weights."""
-    network = parse_cfg(cfg_path)
-    weights_path = Path(weights_path)
-    if not weights_path.is_file():
-        raise DarknetError(f"Darknet weights file {weights_path} does not exist")
-    model = build_model(network)
-    load_weights(model, network, weights_path)
-    return model, network
-
-
 def write_weights(path: str | Path, model_or_layers, rng: np.random.Generator | int | None = None, *,
                   version: tuple[int, int, int] = (0, 2, 0), seen: int = 0, gain: float = 1.0) -> int:
     """Write randomly initialised Darknet weights for a network; returns the file size.

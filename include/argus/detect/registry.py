@@ -7,6 +7,7 @@ merged over it (new models, other thresholds, weights paths, camera mappings).
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Mapping
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,10 +113,17 @@ class ModelRegistry:
             raise DetectorError(f"unknown model {name!r}; known models: {', '.join(sorted(self.models))}") from None
 
     def model_for_camera(self, camera_id: str) -> ModelSpec:
-        """The model a camera runs: an exact mapping, else the first matching pattern, else the default."""
-        if camera_id in self.cameras:
-            return self.get(self.cameras[camera_id])
-        for pattern, model in self.cameras.items():
-            if fnmatch.fnmatchcase(camera_id, pattern):
-                return self.get(model)
-        return self.get(self.default)
+        """The model a camera runs (:func:`mapped_model` over the registry's ``cameras:``)."""
+        return self.get(mapped_model(camera_id, self.cameras, self.default))
+
+
+def mapped_model(camera_id: str, mapping: Mapping[str, str], default: str) -> str:
+    """The model ``mapping`` gives a camera: its exact entry, else the first shell pattern
+    (``"lobby-*"``) that matches it, else ``default``. The registry's ``cameras:`` and the
+    streaming job's ``camera_models`` both map cameras this way."""
+    if camera_id in mapping:
+        return mapping[camera_id]
+    for pattern, model in mapping.items():
+        if fnmatch.fnmatchcase(camera_id, pattern):
+            return model
+    return default

@@ -91,7 +91,7 @@ class SweepSpec:
     :param factors: the factors varied (names from :data:`FACTOR_NAMES`), with their ranges.
     :param kind: design kind (:data:`argus.doe.designs.KINDS`).
     :param mode: ``archive`` (the reprocessing job over a fixed stretch of video) or
-        ``pipeline`` (the streaming benchmark, ``argus.bench.pipeline``).
+        ``pipeline`` (the streaming benchmark, ``argus.bench.live``).
     :param seconds: archive: seconds of archived video each point reprocesses (whole 8-s
         simulator clips, at least one); pipeline: the measured live window.
     :param latency_target: the optimum must keep ``processing_time`` (s) at or below this.
@@ -358,7 +358,7 @@ def run_point(settings: Mapping[str, float], mode: str, seconds: float, cfg: Arg
     :param settings: ``executors``, ``batch_size``, ``decoding_rate`` (whole numbers).
     :param mode: ``archive``: the reprocessing job over ``seconds`` of archived simulator video
         (:data:`DOE_ARCHIVE_ROOT`; the detection stage after every executor loaded its model
-        is the measured window); ``pipeline``: :func:`argus.bench.pipeline.bench_pipeline`
+        is the measured window); ``pipeline``: :func:`argus.bench.live.bench_pipeline`
         with ``cameras`` live cameras for ``seconds``.
     :param seconds: see :class:`SweepSpec`.
     :param log_path: archive: where the job's log goes.
@@ -393,9 +393,9 @@ def doe_archive(cfg: ArgusConfig, seconds: float) -> tuple[str, list[tuple[Path,
 
     :return: the archive root URL and (clip, camera, start ms) of each recording.
     """
-    from argus.archive import put
-    from argus.hdfs import webhdfs_client
-    from argus.simulate import CLIP_SECONDS, ensure_clips
+    from argus.archive.layout import put
+    from argus.archive.hdfs import webhdfs_client
+    from argus.live.simulate import CLIP_SECONDS, ensure_clips
 
     recordings = max(1, math.ceil(seconds / CLIP_SECONDS - 1e-9))
     root = f"{DOE_ARCHIVE_ROOT}/{recordings}x{CLIP_SECONDS}s"
@@ -416,8 +416,8 @@ def stop_point(proc: subprocess.Popen | None) -> None:
 def _archive_point(run: dict, seconds: float, cfg: ArgusConfig, *, model: str, window_s: float,
                    cores_per_executor: int, log_path: Path | None, timeout: float,
                    on_start: Callable[[subprocess.Popen], None] | None) -> dict:
-    from argus.reprocess_job import ReprocessJobSpec, parse_line
-    from argus.simulate import CLIP_SECONDS
+    from argus.archive.launcher import ReprocessJobSpec, parse_line
+    from argus.live.simulate import CLIP_SECONDS
 
     root, layout = doe_archive(cfg, seconds)
     spec = ReprocessJobSpec(archive_root=root, model=model, rate_hz=float(run["decoding_rate"]), window_s=window_s,
@@ -453,7 +453,7 @@ def _archive_point(run: dict, seconds: float, cfg: ArgusConfig, *, model: str, w
 
 
 def _pipeline_point(run: dict, seconds: float, *, model: str, cameras: int, cores_per_executor: int) -> dict:
-    from argus.bench.pipeline import bench_pipeline
+    from argus.bench.live import bench_pipeline
 
     r = bench_pipeline(cameras, float(run["decoding_rate"]), seconds, model=model, batch=run["batch_size"],
                        executors=run["executors"], cores_per_executor=cores_per_executor)

@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from argus.config import ArgusConfig
-from argus.jvm import SetupError
+from argus.stack.jvm import SetupError
 from argus.stack.service import Service, StackContext, listening
 
 ADMIN_USER = "admin"

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import urllib.request
 
-from argus.jvm import SetupError
+from argus.stack.jvm import SetupError
 from argus.stack.service import Service, StackContext, listening, write_hadoop_xml, write_properties
 
 CLUSTER_ID = "CID-argus-local"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from argus.jvm import SetupError
+from argus.stack.jvm import SetupError
 from argus.stack.service import LOG4J2_STDOUT, Service, StackContext, listening, write_properties
 
 #: Frames are JPEGs of up to a few MB: broker limit, replica fetch and defaults sized for them.

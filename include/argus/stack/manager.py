@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 from argus import process
 from argus.config import ArgusConfig
-from argus.jvm import SetupError, fetch_jars
+from argus.stack.jvm import SetupError, fetch_jars
 from argus.stack.service import Service, StackContext
 from argus.stack.services import SERVICES, by_name, resolve
 

@@ -11,7 +11,7 @@ from typing import ClassVar
 from xml.sax.saxutils import escape
 
 from argus.config import ArgusConfig
-from argus.jvm import Java, classpath, find_java
+from argus.stack.jvm import Java, classpath, find_java
 
 
 @dataclass

@@ -10,7 +10,7 @@ import json
 import os
 import urllib.request
 
-from argus.spark import spark_home, submit_env
+from argus.submit import spark_home, submit_env
 from argus.stack.service import Service, StackContext, listening
 
 

@@ -201,6 +201,14 @@ class DetectionStore:
             return [{"key": key.decode(), **{k.decode(): v.decode() for k, v in data.items()}} for key, data in rows]
 
     def put_camera(self, camera_id: str, **info) -> None:
+        """Write a camera's row of ``argus:cameras`` (``i:<field>`` columns, as text)."""
         schema.check_camera_id(camera_id)
         with self._pool.connection() as conn:
             self._table(conn, "cameras").put(camera_id.encode(), {f"i:{k}".encode(): _s(v) for k, v in info.items()})
+
+    def cameras(self) -> dict[str, dict[str, str]]:
+        """Every row of ``argus:cameras``: camera id -> its fields, in id order."""
+        with self._pool.connection() as conn:
+            rows = self._table(conn, "cameras").scan()
+            return {key.decode(): {k.decode().removeprefix("i:"): v.decode() for k, v in data.items()}
+                    for key, data in rows}

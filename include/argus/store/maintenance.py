@@ -270,7 +270,7 @@ class MajorCompactorTool:
     def from_config(cls, cfg=None, conf_dir: str | Path | None = None, **kw) -> MajorCompactorTool:
         """The local stack's Java, HBase jars and generated HBase configuration."""
         from argus.config import ArgusConfig
-        from argus.jvm import classpath, find_java
+        from argus.stack.jvm import classpath, find_java
         from argus.stack.hbase import JAVA17_OPTS
 
         cfg = cfg or ArgusConfig()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import zlib
 
-from argus.schema import check_camera_id
+from argus.live.message import check_camera_id
 from argus.store.admin import FamilySpec, TableSpec
 
 NAMESPACE = "argus"

@@ -3,7 +3,7 @@ hand before the query reached them.
 
 Spark's Kafka source runs with ``failOnDataLoss=false`` so that a lost range does not stop
 every camera; it then skips the range with a log line only. Each task reports which offsets it
-read per partition (:func:`argus.pipeline.tally`), the driver keeps them per batch
+read per partition (:func:`argus.live.pipeline.tally`), the driver keeps them per batch
 (:class:`SkipDetector`), and once the batch's progress gives the planned range, the difference
 is what was skipped: logged, written to the status row, alerted by the supervisor.
 """

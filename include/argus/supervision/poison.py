@@ -1,7 +1,7 @@
 """Poison micro-batches: one that fails again and again although every record in it was
 meant to be handled one by one.
 
-What fails for one record is that record's dead letter (:mod:`argus.pipeline`), so a batch
+What fails for one record is that record's dead letter (:mod:`argus.live.pipeline`), so a batch
 that still fails every time holds something that escapes per-record handling: a record that
 crashes the Python worker (a decoder segfault, an out-of-memory kill), or one the JVM side
 cannot convert. Failures are counted per batch in the status row (``s:failing``), across

@@ -9,7 +9,7 @@ from typing import Any
 from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
 
 from argus.config import ArgusConfig
-from argus.spark import driver_conf, parse_result_line, spark_home, submit_env
+from argus.submit import driver_conf, parse_result_line, spark_home, submit_env
 
 
 class ArgusSparkSubmitHook(SparkSubmitHook):

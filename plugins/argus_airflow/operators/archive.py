@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from argus.config import ArgusConfig
-from argus.reprocess_job import JOB, ReprocessJobSpec
+from argus.archive.launcher import JOB, ReprocessJobSpec
 
 
 class ArchiveReprocessOperator(BaseOperator):

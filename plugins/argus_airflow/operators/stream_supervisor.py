@@ -15,8 +15,8 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from argus.config import ArgusConfig
 from argus.process import ProcessIdentity
-from argus.spark import kafka_jars
-from argus.streaming import StreamJob
+from argus.submit import kafka_jars
+from argus.live.launcher import StreamJob
 from argus.supervision.control import fence, stop_stream
 from argus.supervision.health import Health
 from argus.supervision.process import driver_alive

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from argus.config import ArgusConfig
-from argus.jvm import find_java
+from argus.stack.jvm import find_java
 
 
 def kafka_jars(cfg: ArgusConfig) -> list[str]:

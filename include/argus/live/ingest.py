@@ -15,75 +15,17 @@ backoff.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 
-import yaml
 
-from argus.codec import encode_jpeg
-from argus.schema import FRAMES_TOPIC, FrameMessage, check_camera_id
+from argus.media.codec import encode_jpeg
+from argus.live.cameras import CameraSpec
+from argus.live.message import FRAMES_TOPIC, FrameMessage
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CameraSpec:
-    """One camera of the registry file (``cameras.yaml``)."""
-
-    id: str
-    url: str
-    rate_hz: float = 2.0
-    latitude: float | None = None
-    longitude: float | None = None
-    model: str | None = None
-    jpeg_quality: int = 85
-    #: for files: play at the recording's pace (a simulated camera) and loop at the end
-    realtime: bool = False
-    loop: bool = False
-    #: stop after this many frames (e.g. to pre-fill a topic); None: no limit
-    max_frames: int | None = None
-
-    def __post_init__(self):
-        check_camera_id(self.id)
-        if not 0 < self.rate_hz <= 120:
-            raise ValueError(f"camera {self.id}: rate_hz must be in (0, 120], got {self.rate_hz}")
-        if not 1 <= self.jpeg_quality <= 100:
-            raise ValueError(f"camera {self.id}: jpeg_quality must be 1-100, got {self.jpeg_quality}")
-
-
-def camera_registry_path() -> Path:
-    """The camera registry: ``ARGUS_CAMERAS``, else ``cameras.yaml`` at the project root."""
-    from argus.config import ArgusConfig
-
-    return Path(os.environ.get("ARGUS_CAMERAS") or ArgusConfig().root / "cameras.yaml")
-
-
-def load_cameras(path: str | Path) -> list[CameraSpec]:
-    """Read a camera registry: ``cameras: [{id, url, rate_hz, latitude, longitude, model}, ...]``.
-    A relative file URL is relative to the registry file."""
-    try:
-        doc = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"cannot read camera registry {path}: {exc}") from exc
-    cameras = []
-    for i, entry in enumerate(doc.get("cameras") or []):
-        try:
-            cameras.append(CameraSpec(**entry))
-        except TypeError as exc:
-            raise ValueError(f"{path}: camera #{i + 1}: {exc}") from exc
-    here = Path(path).resolve().parent
-    cameras = [replace(c, url=str(here / c.url)) if "://" not in c.url and not Path(c.url).is_absolute() else c
-               for c in cameras]
-    ids = [c.id for c in cameras]
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"{path}: duplicate camera ids")
-    if not cameras:
-        raise ValueError(f"{path}: no cameras")
-    return cameras
 
 
 @dataclass

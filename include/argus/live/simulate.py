@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from argus.images import load_image, photo_path
+from argus.media.images import load_image, photo_path
 
 CLIP_SECONDS = 8
 CLIP_FPS = 15
@@ -82,7 +82,7 @@ def ensure_clips(folder: Path, count: int = len(SCENES)) -> list[Path]:
 def simulated_cameras(n: int, rate_hz: float, clips: list[Path], models: list[str] | None = None,
                       prefix: str = "sim") -> list:
     """``n`` virtual cameras playing the clips in real time, in a loop, round-robin over models."""
-    from argus.ingest import CameraSpec
+    from argus.live.cameras import CameraSpec
 
     return [CameraSpec(id=f"{prefix}-{i:03d}", url=str(clips[i % len(clips)]), rate_hz=rate_hz,
                        latitude=48.85 + i * 0.001, longitude=2.35 + i * 0.001,

@@ -25,10 +25,10 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from argus.archive import FRAME_SUFFIXES, VIDEO_SUFFIXES
+from argus.archive.layout import FRAME_SUFFIXES, VIDEO_SUFFIXES
 from argus.detect.devices import cpu_threads
-from argus.readahead import read_ahead
-from argus.schema import check_camera_id
+from argus.archive.readahead import read_ahead
+from argus.live.message import check_camera_id
 from argus.store.writer import BackgroundWriter
 
 #: a JPEG named like this is a capture time in ms since the epoch (13 digits)
@@ -338,7 +338,7 @@ def decode_segment(fs, segment: Segment, rate_hz: float, threads: int | None = N
 
 
 def _decode_frame_folder(fs, segment: Segment, rate_hz: float) -> Iterator[DecodedFrame]:
-    from argus.codec import FrameDecodeError, decode_jpeg
+    from argus.media.codec import FrameDecodeError, decode_jpeg
 
     rec = segment.recording
     files = frame_files(fs, rec)

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from rich.console import Console
 
 from argus.config import ArgusConfig
-from argus.jvm import POMS, fetch_jars, find_java, jars_ready
+from argus.stack.jvm import POMS, fetch_jars, find_java, jars_ready
 
 
 def run_setup(console: Console, cfg: ArgusConfig | None = None) -> None:

@@ -27,11 +27,12 @@ import numpy as np
 
 from argus.bench.detector import bench_detector_processes
 from argus.config import ArgusConfig
-from argus.ingest import CameraSpec, CameraStats, CameraWorker, KafkaFrameSink
-from argus.simulate import ensure_clips
+from argus.live.cameras import CameraSpec
+from argus.live.ingest import CameraStats, CameraWorker, KafkaFrameSink
+from argus.live.simulate import ensure_clips
 from argus.store import DetectionStore
-from argus.streaming import StreamJob, StreamJobSpec
-from argus.topics import ensure_topics
+from argus.live.launcher import StreamJob, StreamJobSpec
+from argus.live.topics import ensure_topics
 
 STAGES = ("captured", "kafka", "read", "detected", "written")
 
@@ -52,8 +53,8 @@ def _prefill(cfg: ArgusConfig, topic: str, ids: list[str], frames_per_camera: in
 
 def _replay_live(cfg: ArgusConfig, topic: str, ids: list[str], rate_hz: float, seconds: float, clips) -> int:
     """Send each camera's frames at ``rate_hz`` for ``seconds``, stamped with the send time."""
-    from argus.codec import encode_jpeg
-    from argus.schema import FrameMessage
+    from argus.media.codec import encode_jpeg
+    from argus.live.message import FrameMessage
 
     import av
 

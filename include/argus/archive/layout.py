@@ -15,7 +15,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from argus.schema import check_camera_id
+from argus.live.message import check_camera_id
 
 ARCHIVE_ROOT = "/argus/archive"
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".ts", ".h264")
@@ -60,7 +60,7 @@ def put(paths: list[Path], camera: str, client, start_ms: int | None = None,
         root: str = ARCHIVE_ROOT) -> list[Upload]:
     """Upload recordings (files) or frame folders (directories of JPEGs) for one camera.
 
-    :param client: an HdfsCLI client (:func:`argus.hdfs.webhdfs_client`).
+    :param client: an HdfsCLI client (:func:`argus.archive.hdfs.webhdfs_client`).
     :param start_ms: start time for every path; default: read from each path.
     """
     check_camera_id(camera)

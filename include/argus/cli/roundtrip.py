@@ -3,7 +3,7 @@
 Kafka (frames in and out), HBase (put/get/scan through Thrift), HDFS (a file through
 WebHDFS), Spark (a job on the standalone cluster reading that file and that topic with
 Spark's Kafka source) and Airflow (a DAG run reaching HBase through its connection).
-``argus demo`` without the flag runs the real pipeline (``argus.demo``).
+``argus demo`` without the flag runs the real pipeline (``argus.cli.demo``).
 """
 
 from __future__ import annotations
@@ -83,14 +83,14 @@ def hbase_round_trip(cfg: ArgusConfig, run: str) -> str:
 
 
 def hdfs_write(cfg: ArgusConfig, path: str) -> str:
-    from argus.hdfs import webhdfs_client
+    from argus.archive.hdfs import webhdfs_client
 
     webhdfs_client(cfg).write(path, data="camera,lat,lon\ndemo-cam-0,48.85,2.35\n", encoding="utf-8", overwrite=True)
     return f"wrote {cfg.hdfs_uri}{path}"
 
 
 def spark_job(cfg: ArgusConfig, path: str, topic: str, n_frames: int) -> str:
-    from argus.spark import submit
+    from argus.submit import submit
 
     run = submit(cfg, cfg.root / "jobs" / "smoke.py",
                  ["--hdfs", f"{cfg.hdfs_uri}{path}", "--kafka-bootstrap", cfg.kafka_bootstrap, "--topic", topic])
@@ -148,14 +148,14 @@ def round_trip(cfg: ArgusConfig, console: Console) -> bool:
 
 
 def run_demo(console: Console) -> int:
-    from argus.cli import _print_status, _reporter
+    from argus.cli.output import print_status, reporter
 
-    stack = Stack(reporter=_reporter())
+    stack = Stack(reporter=reporter())
     console.print("[bold]1/2 starting the local stack[/bold]")
     stack.up()
     console.print("[bold]2/2 round trip through every service[/bold]")
     ok = round_trip(stack.cfg, console)
-    _print_status(stack, None)
+    print_status(stack, None)
     console.print(f"Spark UI: http://{stack.cfg.host}:{stack.cfg.port('spark_master_ui')}   "
                   "stop everything with: [bold].venv/bin/argus stack down[/bold] (or make down)")
     return 0 if ok else 1

@@ -10,7 +10,7 @@ import pytest
 
 @pytest.mark.parametrize("task_cpus", [0, 3])
 def test_bench_pipeline_refuses_task_cpus_outside_the_executor(task_cpus):
-    from argus.bench.pipeline import bench_pipeline
+    from argus.bench.live import bench_pipeline
 
     with pytest.raises(ValueError, match="task cpus must be 1..2"):
         bench_pipeline(3, 2.0, 30, cores_per_executor=2, task_cpus=task_cpus)
@@ -21,7 +21,7 @@ def _batch(batch_id, **counts):
 
 
 def test_settled_records_add_up_the_drivers_stored_and_dead_lettered_counts():
-    from argus.bench.pipeline import settled_records
+    from argus.bench.live import settled_records
 
     log = "\n".join(["spark noise", _batch(0, stored=20, dead_letter=2), "ARGUS_BATCH {truncated",
                      "ARGUS_PROGRESS {\"batch\": 1, \"rows\": 9}", _batch(1, stored=9), _batch(2)])
@@ -50,7 +50,7 @@ class _Store:
 
 
 def test_the_wait_reads_hbase_only_once_the_driver_has_settled_the_frames(tmp_path, monkeypatch):
-    from argus.bench import pipeline
+    from argus.bench import live as pipeline
 
     monkeypatch.setattr(pipeline.time, "sleep", lambda s: log.write_text(log.read_text() + _batch(1, stored=3)))
     log = tmp_path / "job.log"
@@ -64,7 +64,7 @@ def test_the_wait_reads_hbase_only_once_the_driver_has_settled_the_frames(tmp_pa
 
 
 def test_the_wait_gives_up_with_the_log_when_the_job_dies(tmp_path):
-    from argus.bench import pipeline
+    from argus.bench import live as pipeline
 
     log = tmp_path / "job.log"
     log.write_text("Traceback: boom\n")
@@ -73,7 +73,7 @@ def test_the_wait_gives_up_with_the_log_when_the_job_dies(tmp_path):
 
 
 def test_out_of_time_the_wait_returns_what_is_stored(tmp_path, monkeypatch):
-    from argus.bench import pipeline
+    from argus.bench import live as pipeline
 
     clock = iter(range(0, 1000, 10))
     monkeypatch.setattr(pipeline.time, "monotonic", lambda: next(clock))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from argus.schema import DLQ_TOPIC, FRAMES_TOPIC
+from argus.live.message import DLQ_TOPIC, FRAMES_TOPIC
 
 FRAME_TOPIC_CONFIG = {
     # the broker stamps each frame on arrival: the "in Kafka" stage of the latency breakdown

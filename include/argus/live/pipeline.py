@@ -10,7 +10,6 @@ idle. Returns one summary row per record so that the driver can account for ever
 
 from __future__ import annotations
 
-import fnmatch
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -19,8 +18,9 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from argus.codec import FrameDecodeError, decode_jpeg
-from argus.schema import DLQ_TOPIC, FrameMessage, InvalidMessage, dead_letter_headers
+from argus.detect.registry import mapped_model
+from argus.media.codec import FrameDecodeError, decode_jpeg
+from argus.live.message import DLQ_TOPIC, FrameMessage, InvalidMessage, dead_letter_headers
 from argus.store.detections import FrameResult, result_rows
 from argus.store.writer import BackgroundWriter
 
@@ -45,14 +45,7 @@ class PipelineConfig:
     decode_threads: int = 2
 
     def model_for(self, camera_id: str, override: str | None) -> str:
-        if override:
-            return override
-        if camera_id in self.camera_models:
-            return self.camera_models[camera_id]
-        for pattern, model in self.camera_models.items():
-            if fnmatch.fnmatchcase(camera_id, pattern):
-                return model
-        return self.default_model
+        return override or mapped_model(camera_id, self.camera_models, self.default_model)
 
     def to_dict(self) -> dict:
         return asdict(self)

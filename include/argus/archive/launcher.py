@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from argus import process
-from argus.archive import ARCHIVE_ROOT
+from argus.archive.layout import ARCHIVE_ROOT
 from argus.config import ArgusConfig
-from argus.spark import SubmitResult, parse_result_line, submit, submit_argv, submit_env
+from argus.submit import SubmitResult, parse_result_line, submit, submit_argv, submit_env
 
 JOB = Path("jobs") / "batch_reprocess.py"
 

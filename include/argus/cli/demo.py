@@ -83,15 +83,16 @@ def summarize(store, cameras: list[str], since_ms: int, until_ms: int) -> dict:
 
 
 def run_demo(console: Console, measure_s: float = 30.0, wait_s: float = 600.0) -> int:
-    from argus.cli import _print_status, _reporter
-    from argus.ingest import KafkaFrameSink, camera_registry_path, load_cameras, run_ingest
-    from argus.simulate import ensure_clips
+    from argus.cli.output import print_status, reporter
+    from argus.live.cameras import camera_registry_path, load_cameras, register_cameras
+    from argus.live.ingest import KafkaFrameSink, run_ingest
+    from argus.live.simulate import ensure_clips
     from argus.stack.airflow import airflow_login
     from argus.stack.manager import Stack
     from argus.store import DetectionStore
-    from argus.topics import ensure_topics
+    from argus.live.topics import ensure_topics
 
-    stack = Stack(reporter=_reporter())
+    stack = Stack(reporter=reporter())
     cfg = stack.cfg
     console.print("[bold]1/4 starting the local stack[/bold]")
     stack.up()
@@ -102,6 +103,7 @@ def run_demo(console: Console, measure_s: float = 30.0, wait_s: float = 600.0) -
     console.print("[bold]2/4 cameras: the simulator plays cameras.yaml into Kafka[/bold]")
     ensure_clips(cfg.cache_dir / "simulator")
     cameras = load_cameras(camera_registry_path())
+    register_cameras(store, cameras)
     ids = [c.id for c in cameras]
     stop = threading.Event()
     sink = KafkaFrameSink(cfg.kafka_bootstrap)
@@ -147,7 +149,7 @@ def run_demo(console: Console, measure_s: float = 30.0, wait_s: float = 600.0) -
 
     summary = summarize(store, ids, first_ms, until_ms)
     _print_summary(console, summary, ids)
-    _print_status(stack, None)
+    print_status(stack, None)
     user, password = airflow_login(cfg)
     console.print(f"The run in the Airflow UI: [bold]{cfg.airflow_url}/dags/{STREAM_DAG}/runs/{run_id}[/bold] "
                   f"(login {user} / {password})")

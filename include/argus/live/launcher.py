@@ -17,7 +17,7 @@ from pathlib import Path
 
 from argus import process
 from argus.config import ArgusConfig
-from argus.spark import submit_argv, submit_env
+from argus.submit import submit_argv, submit_env
 
 
 @dataclass

@@ -11,12 +11,10 @@ import time
 # TensorFlow's C++ start-up chatter (oneDNN, CPU features) is noise for CLI users
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-console = Console(stderr=False, width=None if sys.stdout.isatty() else 140)
-err = Console(stderr=True)
+from argus.cli.output import console, err, print_alerting, print_status, reporter
 
 
 def _services_arg(value: str | None) -> list[str] | None:
@@ -24,36 +22,29 @@ def _services_arg(value: str | None) -> list[str] | None:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    from argus.setup import run_setup
+    from argus.cli.setup import run_setup
 
     run_setup(console)
     return 0
 
 
-def _reporter():
-    def report(service: str, message: str) -> None:
-        style = "red" if message.startswith("FAILED") else ("green" if message.startswith(("ready", "already")) else "dim")
-        console.print(f"  [bold]{service:<22}[/bold] [{style}]{message}[/{style}]")
-    return report
-
-
 def cmd_stack_up(args: argparse.Namespace) -> int:
     from argus.stack.manager import Stack
 
-    stack = Stack(reporter=_reporter())
+    stack = Stack(reporter=reporter())
     t0 = time.monotonic()
     console.print(f"[bold]argus stack up[/bold] (state: {stack.cfg.state_dir})")
     result = stack.up(_services_arg(args.services), reset=args.reset)
     console.print(f"[green]stack ready[/green] in {time.monotonic() - t0:.0f}s "
                   f"({len(result.started)} started, {len(result.already_running)} already running)")
-    _print_status(stack, _services_arg(args.services))
+    print_status(stack, _services_arg(args.services))
     return 0
 
 
 def cmd_stack_down(args: argparse.Namespace) -> int:
     from argus.stack.manager import Stack
 
-    stack = Stack(reporter=_reporter())
+    stack = Stack(reporter=reporter())
     stopped = stack.down(_services_arg(args.services), reset=args.reset)
     console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}"
                   + (" (data deleted)" if args.reset else ""))
@@ -74,53 +65,17 @@ def cmd_stack_status(args: argparse.Namespace) -> int:
                           "alert_channels": channels, "undelivered_alerts": str(alerting.outbox_path(stack.cfg))},
                          indent=2))
     else:
-        _print_status(stack, _services_arg(args.services), statuses)
-        _print_alerting(stack.cfg, channels)
+        print_status(stack, _services_arg(args.services), statuses)
+        print_alerting(stack.cfg, channels)
     return 0 if all(s.healthy for s in statuses) else 3
-
-
-def _print_status(stack, names, statuses=None) -> None:
-    from argus.stack.airflow import airflow_login
-
-    statuses = statuses if statuses is not None else stack.status(names)
-    table = Table(title="Argus local stack", title_justify="left")
-    for col in ("service", "state", "pid", "ports", "url", "RSS MiB"):
-        table.add_column(col)
-    colours = {"ready": "green", "starting": "yellow", "dead": "red", "stopped": "dim"}
-    for s in statuses:
-        table.add_row(s.name, f"[{colours[s.state]}]{s.state}[/]", str(s.pid or ""),
-                      ", ".join(str(p) for p in s.ports.values()), s.url or "",
-                      f"{s.rss_mb:.0f}" if s.rss_mb else "")
-    console.print(table)
-    login = airflow_login(stack.cfg)
-    if login and any(s.group == "airflow" and s.state == "ready" for s in statuses):
-        console.print(f"Airflow UI: {stack.cfg.airflow_url}  login: [bold]{login[0]}[/bold] / [bold]{login[1]}[/bold]")
-    console.print(f"logs: {stack.cfg.state_dir / 'logs'}")
-
-
-def _print_alerting(cfg, channels: list[str] | None) -> None:
-    from argus import alerting
-
-    kept = alerting.undelivered(cfg, limit=alerting.OUTBOX_MAX)
-    if channels:
-        console.print(f"alerts: sent to {', '.join(channels)}")
-    elif channels is not None:
-        console.print("[yellow]alerts: no alert channel is configured[/yellow] (Airflow connections "
-                      f"{', '.join(alerting.ALERT_CONNECTIONS.values())}; docs/alerts.md): alerts are written to "
-                      "the task logs at warning level and kept in the outbox below")
-    if kept:
-        newest = kept[0]
-        console.print(f"[yellow]{len(kept)} alert(s) reached no channel[/yellow]; newest: "
-                      f"[{escape(str(newest.get('severity')))}] {escape(str(newest.get('summary')))}", highlight=False)
-        console.print(f"outbox: {alerting.outbox_path(cfg)}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     if args.round_trip:
-        from argus.smoke import run_demo as run_round_trip
+        from argus.cli.roundtrip import run_demo as run_round_trip
 
         return run_round_trip(console)
-    from argus.demo import run_demo
+    from argus.cli.demo import run_demo
 
     return run_demo(console, measure_s=args.seconds)
 
@@ -128,9 +83,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_detect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from argus.annotate import annotate
+    from argus.media.annotate import annotate
     from argus.detect import Detector
-    from argus.images import load_image
+    from argus.media.images import load_image
 
     images = []
     for path in args.images:
@@ -249,13 +204,14 @@ def _run_ingest_with_progress(cameras, args) -> int:
     from rich.live import Live
 
     from argus.config import ArgusConfig
-    from argus.ingest import KafkaFrameSink, run_ingest
+    from argus.live.ingest import KafkaFrameSink, run_ingest
 
-    from argus.topics import ensure_topics
+    from argus.live.topics import ensure_topics
 
     cfg = ArgusConfig()
     bootstrap = args.bootstrap or cfg.kafka_bootstrap
     ensure_topics(bootstrap, args.topic, f"{args.topic}.dlq")
+    _register_cameras(cameras)
     sink = KafkaFrameSink(bootstrap, args.topic)
     stop = threading.Event()
     t0 = time.monotonic()
@@ -280,8 +236,48 @@ def _run_ingest_with_progress(cameras, args) -> int:
     return 1 if failed else 0
 
 
+def _register_cameras(cameras) -> None:
+    """Record the cameras in ``argus:cameras``; ingest goes on without HBase (it feeds Kafka),
+    saying what it could not record."""
+    from argus.live.cameras import register_cameras
+    from argus.store import DetectionStore
+
+    try:
+        register_cameras(DetectionStore.from_config(), cameras)
+    except Exception as exc:  # HBase down or unreachable: ingest does not need it
+        err.print(f"[yellow]cameras not recorded in argus:cameras ({escape(str(exc))}); "
+                  f"`argus cameras import` records them later[/yellow]")
+
+
+def cmd_cameras_import(args: argparse.Namespace) -> int:
+    from argus.live.cameras import camera_registry_path, load_cameras, register_cameras
+    from argus.store import DetectionStore
+
+    path = args.cameras or camera_registry_path()
+    n = register_cameras(DetectionStore.from_config(), load_cameras(path))
+    console.print(f"{n} camera(s) from {path} recorded in argus:cameras")
+    return 0
+
+
+def cmd_cameras_list(args: argparse.Namespace) -> int:
+    from argus.live.cameras import TABLE_FIELDS
+    from argus.store import DetectionStore
+
+    cameras = DetectionStore.from_config().cameras()
+    if args.json:
+        print(json.dumps(cameras, indent=2))
+        return 0
+    table = Table(title=f"{len(cameras)} camera(s) in argus:cameras", title_justify="left")
+    for col in ("camera", *TABLE_FIELDS):
+        table.add_column(col)
+    for camera, fields in cameras.items():
+        table.add_row(escape(camera), *(escape(fields.get(name, "")) for name in TABLE_FIELDS))
+    console.print(table)
+    return 0
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from argus.ingest import load_cameras
+    from argus.live.cameras import load_cameras
 
     return _run_ingest_with_progress(load_cameras(args.cameras), args)
 
@@ -290,7 +286,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from argus.config import ArgusConfig
-    from argus.simulate import ensure_clips, simulated_cameras
+    from argus.live.simulate import ensure_clips, simulated_cameras
 
     if args.cameras < 1:
         raise ValueError("--cameras must be at least 1")
@@ -307,7 +303,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_pipeline(args: argparse.Namespace) -> int:
-    from argus.bench.pipeline import bench_pipeline
+    from argus.bench.live import bench_pipeline
 
     with console.status("benchmarking the pipeline (bare detector, drain, live latency)"):
         result = bench_pipeline(args.cameras, args.rate, args.seconds, model=args.model, batch=args.batch,
@@ -320,8 +316,8 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
 def cmd_archive_put(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from argus.archive import put
-    from argus.hdfs import webhdfs_client
+    from argus.archive.layout import put
+    from argus.archive.hdfs import webhdfs_client
 
     uploads = put([Path(p) for p in args.files], args.camera, webhdfs_client(),
                   start_ms=parse_time(args.start) if args.start else None, root=args.root)
@@ -335,8 +331,8 @@ def cmd_archive_reprocess(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from argus.config import ArgusConfig
-    from argus.reprocess import utc_day
-    from argus.reprocess_job import ReprocessJobSpec, parse_line
+    from argus.archive.reprocess import utc_day
+    from argus.archive.launcher import ReprocessJobSpec, parse_line
 
     spec = ReprocessJobSpec(archive_root=args.root, since=utc_day(args.since) if args.since else None,
                             until=utc_day(args.until) if args.until else None,
@@ -455,6 +451,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (default: the local stack)")
     p.set_defaults(func=cmd_simulate)
 
+    cameras = sub.add_parser("cameras", help="the cameras table (argus:cameras)")
+    csub = cameras.add_subparsers(dest="cameras_command", required=True)
+    p = csub.add_parser("list", help="the cameras recorded in HBase, with their coordinates and model")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_cameras_list)
+    p = csub.add_parser("import", help="record a camera registry in HBase (ingest does it when it starts)")
+    p.add_argument("--cameras", help="camera registry YAML (default: ARGUS_CAMERAS, else cameras.yaml)")
+    p.set_defaults(func=cmd_cameras_import)
+
     p = sub.add_parser("search", help="search stored detections (newest first)")
     p.add_argument("--camera", help="one camera id (a range scan); default: all cameras")
     p.add_argument("--since", help="capture time from: ISO-8601, -15m, -2h, -7d or ms")
@@ -564,7 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from argus.detect.types import DetectorError
-    from argus.jvm import SetupError
+    from argus.stack.jvm import SetupError
     from argus.stack.manager import StackError
 
     args = build_parser().parse_args(argv)

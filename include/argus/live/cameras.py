@@ -1,0 +1,92 @@
+"""The camera registry (``cameras.yaml``) and the HBase table that records it (``argus:cameras``).
+
+The registry file is what ingest reads and what the DAGs validate camera ids against; the
+table is its copy beside the detections (id, URL, coordinates, model, rate), written when
+ingest starts and by ``argus cameras import``, so that search, the console and the map know
+each camera without the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import yaml
+
+from argus.live.message import check_camera_id
+
+#: what the table keeps of a camera (its ``i:`` columns)
+TABLE_FIELDS = ("url", "rate_hz", "latitude", "longitude", "model")
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    """One camera of the registry file (``cameras.yaml``)."""
+
+    id: str
+    url: str
+    rate_hz: float = 2.0
+    latitude: float | None = None
+    longitude: float | None = None
+    model: str | None = None
+    jpeg_quality: int = 85
+    #: for files: play at the recording's pace (a simulated camera) and loop at the end
+    realtime: bool = False
+    loop: bool = False
+    #: stop after this many frames (e.g. to pre-fill a topic); None: no limit
+    max_frames: int | None = None
+
+    def __post_init__(self):
+        check_camera_id(self.id)
+        if not 0 < self.rate_hz <= 120:
+            raise ValueError(f"camera {self.id}: rate_hz must be in (0, 120], got {self.rate_hz}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"camera {self.id}: jpeg_quality must be 1-100, got {self.jpeg_quality}")
+
+
+def camera_registry_path() -> Path:
+    """The camera registry: ``ArgusConfig.cameras_file`` (``ARGUS_CAMERAS``, else
+    ``cameras.yaml`` at the project root)."""
+    from argus.config import ArgusConfig
+
+    return ArgusConfig().cameras_file
+
+
+def load_cameras(path: str | Path) -> list[CameraSpec]:
+    """Read a camera registry: ``cameras: [{id, url, rate_hz, latitude, longitude, model}, ...]``.
+    A relative file URL is relative to the registry file."""
+    try:
+        doc = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read camera registry {path}: {exc}") from exc
+    cameras = []
+    for i, entry in enumerate(doc.get("cameras") or []):
+        try:
+            cameras.append(CameraSpec(**entry))
+        except TypeError as exc:
+            raise ValueError(f"{path}: camera #{i + 1}: {exc}") from exc
+    here = Path(path).resolve().parent
+    cameras = [replace(c, url=str(here / c.url)) if "://" not in c.url and not Path(c.url).is_absolute() else c
+               for c in cameras]
+    ids = [c.id for c in cameras]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{path}: duplicate camera ids")
+    if not cameras:
+        raise ValueError(f"{path}: no cameras")
+    return cameras
+
+
+def camera_row(camera: CameraSpec) -> dict[str, str]:
+    """The ``argus:cameras`` row of a camera: its :data:`TABLE_FIELDS` that are set, as text."""
+    values = asdict(camera)
+    return {name: str(values[name]) for name in TABLE_FIELDS if values[name] is not None}
+
+
+def register_cameras(store, cameras: list[CameraSpec]) -> int:
+    """Write each camera's row to ``argus:cameras`` (a put per camera: replaying is harmless).
+
+    :param store: a :class:`~argus.store.DetectionStore`.
+    """
+    for camera in cameras:
+        store.put_camera(camera.id, **camera_row(camera))
+    return len(cameras)
