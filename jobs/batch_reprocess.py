@@ -1,8 +1,10 @@
 """Archive reprocessing: recordings on HDFS -> segments -> detection -> the live pipeline's HBase rows.
 
-    spark-submit jobs/batch_reprocess.py --archive-root hdfs://127.0.0.1:8020/argus/archive \\
-        --webhdfs http://127.0.0.1:9870 --since 2026-09-20 --until 2026-09-21 \\
-        [--cameras gate-1,gate-2] [--model centernet-coco] [--rate 1] [--window 10] [--batch-size 8]
+    spark-submit jobs/batch_reprocess.py --spec '<ReprocessJobSpec JSON>' --endpoints '<Endpoints JSON>'
+
+The spec is :class:`argus.archive.launcher.ReprocessJobSpec` whole (days, cameras, model,
+rate, window; its archive root resolved by the launcher); the endpoints say where HBase and
+WebHDFS are (:class:`argus.endpoints.Endpoints`). The job has no settings of its own.
 
 The driver lists the archive (metadata only); executors probe each recording and cut it
 into segments, then decode (PyAV over WebHDFS range reads), detect and write each segment.
@@ -23,9 +25,12 @@ import time
 
 from pyspark.sql import SparkSession
 
+from argus.archive.launcher import ReprocessJobSpec
+from argus.endpoints import Endpoints
+
 from argus.archive.reprocess import (
     ArchiveReadError, ReprocessConfig, SegmentMarkers, SegmentResult, archive_fs, list_recordings, longest_first,
-    plan_segments, process_segment, recording_duration_s, utc_day, worker_resources,
+    plan_segments, process_segment, recording_duration_s, worker_resources,
 )
 
 
@@ -106,46 +111,31 @@ def summarize(results: list[SegmentResult], probe_failures: list[SegmentResult],
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--archive-root", required=True, help="hdfs://namenode:8020/argus/archive or file:///path")
-    p.add_argument("--webhdfs", help="WebHDFS address for hdfs:// roots, e.g. http://127.0.0.1:9870")
-    p.add_argument("--since", type=utc_day, help="first date (YYYY-MM-DD, UTC), inclusive")
-    p.add_argument("--until", type=utc_day, help="last date (YYYY-MM-DD, UTC), inclusive")
-    p.add_argument("--cameras", default="", help="comma-separated camera ids (default: all)")
-    p.add_argument("--model", default="centernet-coco")
-    p.add_argument("--rate", type=float, default=1.0, help="decoding rate in Hz")
-    p.add_argument("--window", type=float, default=10.0, help="segment length in seconds")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--no-resume", action="store_true", help="redo segments this job already finished")
-    p.add_argument("--progress-seconds", type=float, default=5.0, help="interval of the progress lines")
-    p.add_argument("--hbase-host", default="127.0.0.1")
-    p.add_argument("--hbase-port", type=int, default=9090)
-    p.add_argument("--hbase-admin-port", type=int, default=9091)
+    p.add_argument("--spec", required=True, type=ReprocessJobSpec.from_json, help="the job's ReprocessJobSpec, JSON")
+    p.add_argument("--endpoints", required=True, type=Endpoints.from_json, help="where the services are, JSON")
     args = p.parse_args(argv)
+    spec, endpoints = args.spec, args.endpoints
 
-    cfg = ReprocessConfig(archive_root=args.archive_root, webhdfs_url=args.webhdfs, model=args.model,
-                          rate_hz=args.rate, window_s=args.window, batch_size=args.batch_size,
-                          hbase_host=args.hbase_host, hbase_port=args.hbase_port,
-                          hbase_admin_port=args.hbase_admin_port)
+    cfg = ReprocessConfig.of(spec, endpoints)
     from argus.detect import default_registry
     from argus.store import DetectionStore
 
     default_registry().get(cfg.model)  # an unknown model fails here, before any work
-    store = DetectionStore(cfg.hbase_host, cfg.hbase_port, cfg.hbase_admin_port)
+    store = DetectionStore.from_endpoints(endpoints)
     store.ensure_tables()
 
     spark = SparkSession.builder.appName("argus-batch-reprocess").getOrCreate()
     sc = spark.sparkContext
     fs, root = archive_fs(cfg)
-    cameras = [c for c in args.cameras.split(",") if c] or None
-    recordings = list_recordings(fs, root, cameras, args.since, args.until)
-    print(f"argus: {len(recordings)} recording(s) under {args.archive_root}", flush=True)
+    recordings = list_recordings(fs, root, list(spec.cameras) or None, spec.since, spec.until)
+    print(f"argus: {len(recordings)} recording(s) under {cfg.archive_root}", flush=True)
 
     t0 = time.monotonic()
     planned = (sc.parallelize(recordings, max(1, min(len(recordings), sc.defaultParallelism * 4)))
                .flatMap(plan(cfg)).collect()) if recordings else []
     probe_failures = [r for kind, r in planned if kind == "failed"]
     segments = [s for kind, s in planned if kind == "segment"]
-    finished = set() if args.no_resume else SegmentMarkers(store, cfg.job_key).finished()
+    finished = set() if not spec.resume else SegmentMarkers(store, cfg.job_key).finished()
     todo = longest_first([s for s in segments if s.key not in finished])
     print(f"argus: {len(segments)} segment(s), {len(segments) - len(todo)} already done by {cfg.job_key}, "
           f"{len(probe_failures)} unreadable recording(s)", flush=True)
@@ -161,7 +151,7 @@ def main(argv: list[str]) -> int:
     frames_acc, segments_acc = sc.accumulator(0), sc.accumulator(0)
     stop = threading.Event()
     progress = threading.Thread(target=report_progress, args=(spark, len(todo), frames_acc, segments_acc, stop,
-                                                              args.progress_seconds), daemon=True)
+                                                              spec.progress_s), daemon=True)
     progress.start()
     t1 = time.monotonic()
     try:

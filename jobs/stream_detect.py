@@ -1,8 +1,11 @@
 """Live detection: Kafka frames -> batched detection -> HBase, bad frames -> dead-letter topic.
 
-    spark-submit jobs/stream_detect.py --bootstrap 127.0.0.1:9092 --checkpoint hdfs://.../ckpt \\
-        [--topic argus.frames] [--trigger-seconds 1] [--max-offsets 200] [--batch-size 8] \\
-        [--camera-models '{"gate-*": "ssdlite-person"}'] [--default-model centernet-coco]
+    spark-submit jobs/stream_detect.py --spec '<StreamJobSpec JSON>' --endpoints '<Endpoints JSON>' \\
+        [--launch-id ID]
+
+The spec is :class:`argus.live.launcher.StreamJobSpec` whole (the launcher writes it, with
+its checkpoint resolved); the endpoints say where Kafka, HBase and HDFS are
+(:class:`argus.endpoints.Endpoints`). The job has no settings of its own.
 
 The Kafka source gives each micro-batch a bounded offset range (``maxOffsetsPerTrigger``)
 and the checkpoint records it before the batch runs: after a crash the query restarts from
@@ -26,8 +29,13 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 
 from pyspark.sql import Column, DataFrame, Row, SparkSession
+
+from argus.endpoints import Endpoints
+from argus.live.launcher import StreamJobSpec
+from argus.live.message import MAX_MESSAGE_BYTES
 
 from argus.live.pipeline import (READ_STATUS, DeadLetter, KafkaRecord, PipelineConfig, process_stream, records_from_pandas,
                             send_dead_letters, tally)
@@ -80,20 +88,21 @@ def detect_partitions(cfg: PipelineConfig):
     return run
 
 
-def read_frames(spark: SparkSession, args) -> DataFrame:
+def read_frames(spark: SparkSession, spec: StreamJobSpec, endpoints: Endpoints) -> DataFrame:
+    tasks = spec.task_slots
     return (spark.readStream.format("kafka")
-            .option("kafka.bootstrap.servers", args.bootstrap)
-            .option("subscribe", args.topic)
-            .option("startingOffsets", args.starting_offsets)
+            .option("kafka.bootstrap.servers", endpoints.kafka_bootstrap)
+            .option("subscribe", spec.topic)
+            .option("startingOffsets", spec.starting_offsets)
             # bounded from the first batch: a backlog must not become one giant micro-batch
-            .option("maxOffsetsPerTrigger", args.max_offsets)
+            .option("maxOffsetsPerTrigger", spec.max_offsets_per_trigger)
             # cameras are keys: a few busy cameras can pile onto one Kafka partition, and a
             # micro-batch lasts as long as its biggest task. With several tasks, ranges are cut
             # into SPLITS_PER_TASK equal pieces per task (in proportion to each partition's
             # share), which coalesce() then deals out evenly
-            .option("minPartitions", args.tasks * SPLITS_PER_TASK if args.tasks > 1 else 1)
+            .option("minPartitions", tasks * SPLITS_PER_TASK if tasks > 1 else 1)
             .option("includeHeaders", "true")
-            .option("kafka.max.partition.fetch.bytes", str(16 * 2**20))
+            .option("kafka.max.partition.fetch.bytes", str(MAX_MESSAGE_BYTES))
             .option("failOnDataLoss", "false")
             # Kafka restarting must not fail the query while it plans a batch: ask again for
             # up to two minutes (the default gives up after 3 tries 10 ms apart)
@@ -208,56 +217,40 @@ def services_answer(cfg: PipelineConfig) -> None:
     import happybase
     from confluent_kafka.admin import AdminClient
 
-    connection = happybase.Connection(cfg.hbase_host, cfg.hbase_port, timeout=10_000)
+    where = cfg.endpoints
+    connection = happybase.Connection(where.hbase_host, where.hbase_port, timeout=10_000)
     try:
         connection.tables()
     finally:
         connection.close()
-    AdminClient({"bootstrap.servers": cfg.kafka_bootstrap}).list_topics(timeout=10)
+    AdminClient({"bootstrap.servers": where.kafka_bootstrap}).list_topics(timeout=10)
 
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--bootstrap", required=True)
-    p.add_argument("--topic", default="argus.frames")
-    p.add_argument("--dlq-topic", default="argus.frames.dlq")
-    p.add_argument("--checkpoint", required=True, help="checkpoint location (hdfs:// or a local path)")
-    p.add_argument("--trigger-seconds", type=float, default=1.0)
-    p.add_argument("--max-offsets", type=int, default=200, help="maxOffsetsPerTrigger")
-    p.add_argument("--starting-offsets", default="earliest")
-    # --min-partitions: its name before 2026-11-26, still sent by launchers of that time
-    p.add_argument("--tasks", "--min-partitions", dest="tasks", type=int, default=2,
-                   help="Spark tasks per micro-batch: the executors' task slots (Kafka ranges are split "
-                        "or merged to this many)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--default-model", default="centernet-coco")
-    p.add_argument("--camera-models", default="{}", help="JSON: camera id or pattern -> model")
-    p.add_argument("--hbase-host", default="127.0.0.1")
-    p.add_argument("--hbase-port", type=int, default=9090)
-    p.add_argument("--hbase-admin-port", type=int, default=9091)
-    p.add_argument("--query-name", default="argus_stream_detect")
-    p.add_argument("--lease-ttl-seconds", type=float, default=15.0,
-                   help="the query's lease lapses this long after the driver's last heartbeat")
-    p.add_argument("--poison-after-failures", type=int, default=2,
-                   help="failures of the same micro-batch in a row before its failing records are isolated "
-                        "and dead-lettered")
+    p.add_argument("--spec", required=True, type=StreamJobSpec.from_json, help="the job's StreamJobSpec, JSON")
+    p.add_argument("--endpoints", required=True, type=Endpoints.from_json, help="where the services are, JSON")
     p.add_argument("--launch-id", default=None, help="the supervisor's id of this launch (recorded in the lease)")
     args = p.parse_args(argv)
+    spec, endpoints = args.spec, args.endpoints
+    if spec.checkpoint is None:
+        spec = replace(spec, checkpoint=spec.checkpoint_location(endpoints))
 
-    store = StreamStatusStore(args.hbase_host, args.hbase_admin_port)
+    store = StreamStatusStore.from_endpoints(endpoints)
     store.ensure_table()
-    job = {k: getattr(args, k) for k in ("topic", "checkpoint", "trigger_seconds", "max_offsets", "batch_size",
-                                          "default_model", "starting_offsets")}
-    keeper = LeaseKeeper(store, args.query_name, ttl_s=args.lease_ttl_seconds, launch_id=args.launch_id, job=job)
+    job = {"topic": spec.topic, "checkpoint": spec.checkpoint, "trigger_seconds": spec.trigger_seconds,
+           "max_offsets": spec.max_offsets_per_trigger, "batch_size": spec.batch_size,
+           "default_model": spec.default_model, "starting_offsets": spec.starting_offsets}
+    keeper = LeaseKeeper(store, spec.query_name, ttl_s=spec.lease_ttl_seconds, launch_id=args.launch_id, job=job)
     try:
         keeper.acquire()
     except LeaseHeld as exc:
         print(f"ARGUS_LEASE_HELD {exc}; this copy exits without starting anything", file=sys.stderr, flush=True)
         return EXIT_LEASE_HELD
     keeper.start()
-    print(f"ARGUS_LEASE {json.dumps({'query': args.query_name, 'owner': keeper.owner})}", flush=True)
+    print(f"ARGUS_LEASE {json.dumps({'query': spec.query_name, 'owner': keeper.owner})}", flush=True)
     try:
-        run_query(args, keeper)
+        run_query(spec, endpoints, keeper)
     except BaseException as exc:
         keeper.release("failed", f"{type(exc).__name__}: {exc}")
         raise
@@ -265,25 +258,23 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def run_query(args, keeper: LeaseKeeper) -> None:
+def run_query(spec: StreamJobSpec, endpoints: Endpoints, keeper: LeaseKeeper) -> None:
     """Run the query until it fails or SIGTERM asks it to stop (between micro-batches)."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    cfg = PipelineConfig(kafka_bootstrap=args.bootstrap, hbase_host=args.hbase_host, hbase_port=args.hbase_port,
-                         hbase_admin_port=args.hbase_admin_port, dlq_topic=args.dlq_topic,
-                         default_model=args.default_model, camera_models=json.loads(args.camera_models),
-                         batch_size=args.batch_size)
-    spark = SparkSession.builder.appName(f"argus-stream-detect:{args.query_name}").getOrCreate()
+    cfg = PipelineConfig.of(spec, endpoints)
+    spark = SparkSession.builder.appName(f"argus-stream-detect:{spec.query_name}").getOrCreate()
     skips = SkipDetector()
-    failures = BatchFailures(keeper, args.poison_after_failures)
-    outages = OutageWaiter(keeper.write, lambda: probe_services(cfg.kafka_bootstrap, cfg.hbase_host, cfg.hbase_port))
+    failures = BatchFailures(keeper, spec.poison_after_failures)
+    outages = OutageWaiter(keeper.write, lambda: probe_services(endpoints.kafka_bootstrap, endpoints.hbase_host,
+                                                                endpoints.hbase_port))
     outages.start_watching(keeper, stop)  # a source blocked on Kafka fails no batch: the watchdog notices
-    spark.streams.addListener(status_listener(keeper, args.query_name, skips))
-    query = (read_frames(spark, args).writeStream
-             .queryName(args.query_name)
-             .foreachBatch(write_batch(cfg, args.tasks, skips, failures, outages, args.topic))
-             .option("checkpointLocation", args.checkpoint)
-             .trigger(processingTime=f"{args.trigger_seconds} seconds")
+    spark.streams.addListener(status_listener(keeper, spec.query_name, skips))
+    query = (read_frames(spark, spec, endpoints).writeStream
+             .queryName(spec.query_name)
+             .foreachBatch(write_batch(cfg, spec.task_slots, skips, failures, outages, spec.topic))
+             .option("checkpointLocation", spec.checkpoint)
+             .trigger(processingTime=f"{spec.trigger_seconds} seconds")
              .start())
     keeper.attach(query, app_id=spark.sparkContext.applicationId)
     while not query.awaitTermination(1):

@@ -100,6 +100,29 @@ def test_airflow_connections_match_the_local_stack(compose):
         assert declared[conn_id]["conn_type"] == conn["conn_type"]
 
 
+def test_jobs_launched_by_airflow_find_each_service_at_its_own_host(compose, airflow_home, monkeypatch):
+    from argus_airflow.hooks.endpoints import airflow_endpoints
+
+    from argus.archive.launcher import ReprocessJobSpec
+    from argus.endpoints import Endpoints
+    from argus.live.launcher import StreamJobSpec
+
+    env = compose["services"]["airflow-scheduler"]["environment"]
+    for name, value in env.items():
+        if name.startswith("AIRFLOW_CONN_"):
+            monkeypatch.setenv(name, value)
+    endpoints = airflow_endpoints()
+    assert endpoints == Endpoints(kafka_bootstrap="kafka:9092", hbase_host="hbase-thrift", hbase_port=9090,
+                                  hbase_admin_host="hbase-thrift2", hbase_admin_port=9091,
+                                  hdfs_uri="hdfs://hdfs-namenode:8020", webhdfs_url="http://hdfs-namenode:9870",
+                                  spark_master="spark://spark-master:7077")
+    stream = StreamJobSpec().args(endpoints)
+    assert Endpoints.from_json(stream[stream.index("--endpoints") + 1]) == endpoints
+    assert json.loads(stream[stream.index("--spec") + 1])["checkpoint"].startswith("hdfs://hdfs-namenode:8020/")
+    archive = ReprocessJobSpec().args(endpoints)
+    assert json.loads(archive[archive.index("--spec") + 1])["archive_root"] == "hdfs://hdfs-namenode:8020/argus/archive"
+
+
 def test_docker_compose_config_accepts_it_where_the_plugin_exists(tmp_path):
     docker = shutil.which("docker")
     has_plugin = docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0

@@ -72,3 +72,64 @@ def dead_letters(cfg, dlq: str, expected: int, timeout: float = 60, linger_s: fl
     finally:
         consumer.close()
     return out
+
+
+class TcpRelay:
+    """A TCP relay on its own loopback address (``127.0.0.2``, ...) to a real service: a job
+    told to reach the service through it can only do so through its address, and
+    :attr:`connections` counts those who did.
+
+    :param host: the address to listen on (any of 127.0.0.0/8).
+    :param target: (host, port) of the service.
+    """
+
+    def __init__(self, host: str, target: tuple[str, int]):
+        import socket
+        import threading
+
+        self.target, self.connections = target, 0
+        self._server = socket.create_server((host, 0))
+        self.host, self.port = host, self._server.getsockname()[1]
+        self._threading = threading
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _accept(self) -> None:
+        import socket
+
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:  # closed
+                return
+            self.connections += 1
+            try:
+                upstream = socket.create_connection(self.target, timeout=10)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            for a, b in ((client, upstream), (upstream, client)):
+                self._threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst) -> None:
+        import socket
+
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._server.close()

@@ -7,18 +7,20 @@ import os
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from argus.live.message import MAX_MESSAGE_BYTES
+
 
 def test_frames_round_trip_through_kafka(stack, cfg, unique):
     topic = f"test.frames.{unique}"
     admin = AdminClient({"bootstrap.servers": cfg.kafka_bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1,
-                                  config={"max.message.bytes": str(16 * 2**20)})])[topic].result(30)
+                                  config={"max.message.bytes": str(MAX_MESSAGE_BYTES)})])[topic].result(30)
 
     # a few small frames and one large one (above Kafka's stock 1 MB limit): the broker's
     # defaults must be sized for video frames
     frames = [(f"cam-{i % 3}", os.urandom(50_000)) for i in range(30)] + [("cam-big", os.urandom(3 * 2**20))]
     delivered, errors = [], []
-    producer = Producer({"bootstrap.servers": cfg.kafka_bootstrap, "message.max.bytes": 16 * 2**20,
+    producer = Producer({"bootstrap.servers": cfg.kafka_bootstrap, "message.max.bytes": MAX_MESSAGE_BYTES,
                          "enable.idempotence": True, "acks": "all"})
     for seq, (camera, jpeg) in enumerate(frames):
         producer.produce(topic, key=camera, value=jpeg,

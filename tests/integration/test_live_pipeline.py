@@ -7,6 +7,7 @@ from its checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -14,14 +15,15 @@ import time
 import pytest
 from confluent_kafka import Producer
 from store_checks import assert_one_detection_row_per_detection
-from stream_checks import dead_letters, wait_while_running
+from stream_checks import TcpRelay, dead_letters, wait_while_running
 
 from argus.bench.live import driver_lines
+from argus.endpoints import Endpoints
 from argus.media.codec import encode_jpeg
 from argus.media.images import sample_frames
 from argus.live.cameras import CameraSpec
 from argus.live.ingest import CameraWorker
-from argus.live.message import FrameMessage
+from argus.live.message import MAX_MESSAGE_BYTES, FrameMessage
 from argus.live.simulate import ensure_clips
 from argus.live.launcher import StreamJob, StreamJobSpec
 from argus.store import DetectionStore
@@ -60,7 +62,7 @@ def bad_messages(camera: str) -> list[tuple[bytes | None, bytes, list, str]]:
     ]
 
 
-def start_job(cfg, topic, dlq, checkpoint, camera_models, log_path) -> StreamJob:
+def start_job(cfg, topic, dlq, checkpoint, camera_models, log_path, endpoints) -> StreamJob:
     # two 1-core tasks per micro-batch: each range is split per task and coalesced, and two
     # Python workers write and dead-letter at once (the default single 2-core task runs in
     # the demo's test, a single 1-core task in the supervisor's)
@@ -68,7 +70,7 @@ def start_job(cfg, topic, dlq, checkpoint, camera_models, log_path) -> StreamJob
                          query_name=f"it_{topic.replace('.', '_')}", batch_size=4, max_offsets_per_trigger=30,
                          task_cpus=1)
     assert spec.task_slots == 2
-    return StreamJob(spec, cfg, log_path).start()
+    return StreamJob(spec, cfg, log_path, endpoints=endpoints).start()
 
 
 def stored(store: DetectionStore, cameras) -> int:
@@ -83,7 +85,7 @@ def test_every_frame_is_stored_or_dead_lettered_across_a_driver_kill(stack, cfg,
     camera_models = {cameras[0]: "ssdlite-person", f"it-{unique}-*": "blazeface"}
 
     # valid frames: three simulated cameras, decoded from H.264 clips of real photos
-    producer = Producer({"bootstrap.servers": cfg.kafka_bootstrap, "message.max.bytes": 16 * 2**20,
+    producer = Producer({"bootstrap.servers": cfg.kafka_bootstrap, "message.max.bytes": MAX_MESSAGE_BYTES,
                          "enable.idempotence": True})
     clips = ensure_clips(cfg.cache_dir / "simulator")
     workers = [CameraWorker(CameraSpec(id=cam, url=str(clips[i]), rate_hz=RATE_HZ), ProducerSink(producer, topic),
@@ -101,7 +103,16 @@ def test_every_frame_is_stored_or_dead_lettered_across_a_driver_kill(stack, cfg,
     store.ensure_tables()
     checkpoint = f"{cfg.hdfs_uri}/argus/tests/{unique}/checkpoint"
     log_path = tmp_path / "stream.log"
-    job = start_job(cfg, topic, dlq, checkpoint, camera_models, log_path)
+    # each service at an address of its own: Kafka's bootstrap and HBase's two Thrift servers
+    # reached only through relays on 127.0.0.3 and 127.0.0.2, HDFS where it is
+    local = Endpoints.from_config(cfg)
+    relays = {"kafka": TcpRelay("127.0.0.3", ("127.0.0.1", cfg.port("kafka"))),
+              "thrift": TcpRelay("127.0.0.2", (local.hbase_host, local.hbase_port)),
+              "thrift2": TcpRelay("127.0.0.2", (local.hbase_admin_host, local.hbase_admin_port))}
+    endpoints = dataclasses.replace(local, kafka_bootstrap=relays["kafka"].address, hbase_host="127.0.0.2",
+                                    hbase_port=relays["thrift"].port, hbase_admin_host="127.0.0.2",
+                                    hbase_admin_port=relays["thrift2"].port)
+    job = start_job(cfg, topic, dlq, checkpoint, camera_models, log_path, endpoints)
     try:
         # let it store part of the backlog, then kill the driver without warning
         wait_while_running(lambda: stored(store, cameras) >= 30, job, 420)
@@ -109,12 +120,17 @@ def test_every_frame_is_stored_or_dead_lettered_across_a_driver_kill(stack, cfg,
         partial = stored(store, cameras)
         assert partial < valid, "the job finished before it could be killed; make batches smaller"
 
-        job = start_job(cfg, topic, dlq, checkpoint, camera_models, log_path)
+        job = start_job(cfg, topic, dlq, checkpoint, camera_models, log_path, endpoints)
         wait_while_running(lambda: stored(store, cameras) >= valid, job, 480)
         time.sleep(5)  # a few more triggers: nothing more may appear
         assert job.alive, "the query stopped"
     finally:
         job.kill()
+        for relay in relays.values():
+            relay.close()
+    # the job found each service where its endpoint said: Kafka (source, dead letters), the
+    # Thrift server (detections) and the Thrift2 server (lease and status)
+    assert all(relay.connections > 0 for relay in relays.values()), {n: r.connections for n, r in relays.items()}
 
     # the micro-batches did run as two tasks
     batches = driver_lines(log_path.read_text(), "ARGUS_BATCH")

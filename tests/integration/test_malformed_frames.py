@@ -21,6 +21,7 @@ from stream_checks import dead_letters, stored_seqs
 from argus.bench.live import driver_lines
 from argus.store import DetectionStore
 from argus.live.launcher import StreamJob, StreamJobSpec
+from argus.live.message import MAX_MESSAGE_BYTES
 from argus.live.topics import ensure_topics
 
 FRAMES_PER_CAMERA = 12
@@ -98,7 +99,7 @@ def test_malformed_messages_are_dead_lettered_and_the_stream_goes_on(stack, cfg,
 
     # valid frames of three cameras with the malformed messages spread between them, so that
     # every micro-batch mixes both; and a 1x1 frame, which is valid
-    producer = Producer({"bootstrap.servers": cfg.kafka_bootstrap, "message.max.bytes": 16 * 2**20})
+    producer = Producer({"bootstrap.servers": cfg.kafka_bootstrap, "message.max.bytes": MAX_MESSAGE_BYTES})
     bad = list(cases.items())
     for seq in range(FRAMES_PER_CAMERA):
         for cam in cameras:

@@ -35,7 +35,7 @@ def start(spec: StreamJobSpec, cfg, log_path) -> StreamJob:
     job = StreamJob(spec, cfg, log_path)
     conf = {**spec.spark_conf(), **{f"spark.executorEnv.{k}": v for k, v in FAULT_ENV.items()},
             "spark.task.maxFailures": "1"}
-    argv = submit_argv(cfg, job.application, spec.args(cfg), conf=conf)
+    argv = submit_argv(cfg, job.application, spec.args(job.endpoints), conf=conf)
     return job.start(argv=argv, env={**job.environment(), **FAULT_ENV})
 
 

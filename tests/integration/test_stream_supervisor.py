@@ -28,6 +28,7 @@ from argus.supervision.control import stop_stream
 from argus.supervision.driver import EXIT_LEASE_HELD
 from argus.supervision.process import driver_processes
 from argus.supervision.status import StreamStatusStore
+from argus.live.message import MAX_MESSAGE_BYTES
 from argus.live.topics import ensure_topics
 
 DAG_ID = "argus_stream_detection"
@@ -86,7 +87,7 @@ def receiver(client):
 
 
 def produce_frames(cfg, topic: str, cameras: list[str]) -> int:
-    producer = Producer({"bootstrap.servers": cfg.kafka_bootstrap, "message.max.bytes": 16 * 2**20,
+    producer = Producer({"bootstrap.servers": cfg.kafka_bootstrap, "message.max.bytes": MAX_MESSAGE_BYTES,
                          "enable.idempotence": True})
     clips = ensure_clips(cfg.cache_dir / "simulator")
     workers = [CameraWorker(CameraSpec(id=cam, url=str(clips[i]), rate_hz=5.0), ProducerSink(producer, topic),

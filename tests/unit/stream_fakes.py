@@ -16,7 +16,7 @@ class MemoryStatusStore(StreamStatusStore):
     """The status store over a dict: checkAndPut compares the lease cell's bytes, None = absent."""
 
     def __init__(self):
-        super().__init__()
+        super().__init__("memory")
         self.rows: dict[str, dict[bytes, bytes]] = {}
         self.fail = False
 

@@ -9,9 +9,18 @@ from argus.media.codec import encode_jpeg
 from argus.detect import Detection
 from argus.live.pipeline import (DeadLetter, KafkaRecord, PipelineConfig, detect, prepare_one, process_stream, summary_rows,
                             tally)
+from argus.endpoints import Endpoints
+from argus.live.launcher import StreamJobSpec
 from argus.live.message import FrameMessage
 
 KNOWN = {"centernet-coco", "ssdlite-person", "blazeface"}
+ENDPOINTS = Endpoints(kafka_bootstrap="k:9092", hbase_host="hbase", hbase_admin_host="hbase", hdfs_uri="hdfs://nn:8020",
+                      webhdfs_url="http://nn:9870", spark_master="local[2]")
+
+
+def pipeline_cfg(**settings) -> PipelineConfig:
+    """The executors' config of a job spec with these settings."""
+    return PipelineConfig.of(StreamJobSpec(**settings), ENDPOINTS)
 
 
 def record(msg: FrameMessage | None = None, *, key=None, value=None, headers=None, offset=0) -> KafkaRecord:
@@ -40,7 +49,7 @@ class FakeDetector:
 
 
 def test_cameras_route_to_their_models_with_overrides():
-    cfg = PipelineConfig("k:9092", camera_models={"gate-1": "ssdlite-person", "lobby-*": "blazeface"})
+    cfg = pipeline_cfg(camera_models={"gate-1": "ssdlite-person", "lobby-*": "blazeface"})
     assert cfg.model_for("gate-1", None) == "ssdlite-person"
     assert cfg.model_for("lobby-3", None) == "blazeface"
     assert cfg.model_for("street", None) == "centernet-coco"
@@ -56,7 +65,7 @@ def test_every_bad_record_gets_a_reason_and_good_ones_go_on():
                record(key=b"cam-1", value=b"\xff\xd8", headers=[("camera_id", b"cam-1")]),
                record(key=b"cam-1", value=b"", headers=good.headers()),
                record(key=b"cam-1", value=b"PNG...", headers=good.headers())]
-    ready, dead = prepare(records, PipelineConfig("k:9092"), KNOWN)
+    ready, dead = prepare(records, pipeline_cfg(), KNOWN)
     assert [m.seq for _, m, _, _ in ready] == [1]
     reasons = [(d.stage, d.reason) for d in dead]
     assert reasons[0][0] == "decode" and reasons[0][1].startswith("corrupt JPEG")
@@ -68,7 +77,7 @@ def test_every_bad_record_gets_a_reason_and_good_ones_go_on():
 
 
 def test_detection_groups_by_model_and_stamps_the_stages():
-    cfg = PipelineConfig("k:9092", camera_models={"b": "blazeface"})
+    cfg = pipeline_cfg(camera_models={"b": "blazeface"})
     msgs = [frame_msg(camera="a", seq=0), frame_msg(camera="b", seq=1), frame_msg(camera="a", seq=2)]
     ready, _ = prepare([record(m, offset=i) for i, m in enumerate(msgs)], cfg, KNOWN)
     calls = []
@@ -90,8 +99,8 @@ def test_a_failing_model_parks_its_frames_in_the_dlq():
         def detect(self, frames):
             raise RuntimeError("CUDA out of memory")
 
-    ready, _ = prepare([record(frame_msg())], PipelineConfig("k:9092"), KNOWN)
-    results, dead = detect(ready, PipelineConfig("k:9092"), 0, lambda m: Broken())
+    ready, _ = prepare([record(frame_msg())], pipeline_cfg(), KNOWN)
+    results, dead = detect(ready, pipeline_cfg(), 0, lambda m: Broken())
     assert results == [] and dead[0].stage == "detect" and "CUDA out of memory" in dead[0].reason
     rows = summary_rows(results, dead, None)
     assert rows[0]["status"] == "dead_letter" and rows[0]["reason"].startswith("detect: detection failed")
@@ -119,7 +128,7 @@ class CountingDetector(FakeDetector):
 
 
 def test_stream_processing_accounts_for_every_record_in_full_batches():
-    cfg = PipelineConfig("k:9092", camera_models={"b": "blazeface"}, batch_size=4)
+    cfg = pipeline_cfg(camera_models={"b": "blazeface"}, batch_size=4)
     good = [frame_msg(camera="a" if i % 3 else "b", seq=i) for i in range(20)]
     bad = record(frame_msg(camera="a", seq=99, jpeg=good[0].jpeg[: len(good[0].jpeg) // 2]), offset=99)
     records = [record(m, offset=i) for i, m in enumerate(good)]
@@ -142,7 +151,7 @@ def test_stream_processing_accounts_for_every_record_in_full_batches():
 def test_a_failed_hbase_write_fails_the_task_so_spark_retries_it():
     store = MemoryStore(fail=True)
     with pytest.raises(ConnectionError, match="unreachable"):
-        process_stream([[record(frame_msg(seq=i), offset=i) for i in range(10)]], PipelineConfig("k:9092", batch_size=4),
+        process_stream([[record(frame_msg(seq=i), offset=i) for i in range(10)]], pipeline_cfg(batch_size=4),
                        detector_for=FakeDetector, store=store, dead_letters=lambda d: None, known_models=KNOWN)
 
 
@@ -171,7 +180,7 @@ class PickyDetector(FakeDetector):
 
 
 def test_a_frame_the_model_fails_on_is_dead_lettered_and_its_batch_goes_on():
-    cfg = PipelineConfig("k:9092", batch_size=4)
+    cfg = pipeline_cfg(batch_size=4)
     msgs = [frame_msg(seq=i) for i in range(8)]
     msgs[5] = frame_msg(seq=5, jpeg=encode_jpeg(np.full((48, 64, 3), 250, np.uint8)))
     store, letters = MemoryStore(), []
@@ -198,7 +207,7 @@ def test_an_unexpected_error_for_one_record_is_that_records_dead_letter(monkeypa
     odd = frame_msg(seq=3, jpeg=encode_jpeg(np.random.default_rng(0).integers(0, 255, (48, 64, 3), np.uint8)))
     monkeypatch.setattr(pipeline, "decode_jpeg", decode)
     letters, store = [], MemoryStore()
-    rows = process_stream([[record(frame_msg(seq=1)), record(odd, offset=3)]], PipelineConfig("k:9092"),
+    rows = process_stream([[record(frame_msg(seq=1)), record(odd, offset=3)]], pipeline_cfg(),
                           detector_for=FakeDetector, store=store, dead_letters=letters.extend, known_models=KNOWN)
     assert [(d.record.offset, d.stage, d.reason) for d in letters] == [(3, "decode", "MemoryError: decompression bomb")]
     assert [r["seq"] for r in rows if r["status"] == "stored"] == [1]
@@ -215,7 +224,7 @@ def test_a_frame_whose_rows_cannot_be_built_is_dead_lettered_not_written(monkeyp
 
     monkeypatch.setattr(pipeline, "result_rows", rows)
     letters, store = [], MemoryStore()
-    process_stream([[record(frame_msg(seq=i), offset=i) for i in range(4)]], PipelineConfig("k:9092"),
+    process_stream([[record(frame_msg(seq=i), offset=i) for i in range(4)]], pipeline_cfg(),
                    detector_for=FakeDetector, store=store, dead_letters=letters.extend, known_models=KNOWN)
     assert [(d.record.offset, d.stage) for d in letters] == [(2, "store")]
     assert sorted(r.seq for w, _ in store.writes for r in w) == [0, 1, 3]
@@ -245,7 +254,7 @@ def test_a_dead_letter_kafka_refuses_is_sent_without_its_payload():
     small = record(key=b"cam-1", value=b"PNG", headers=frame_msg().headers(), offset=8)
     producer = RefusingProducer()
     send_dead_letters([DeadLetter(big, "corrupt JPEG", "decode"), DeadLetter(small, "not a JPEG", "validate")],
-                      PipelineConfig("k:9092"), producer=producer)
+                      pipeline_cfg(), producer=producer)
     by_source = {h["dlq_source"]: (v, h["dlq_reason"].decode()) for _, v, h in producer.sent}
     assert by_source[b"argus.frames/0/8"] == (b"PNG", "not a JPEG")
     value, reason = by_source[b"argus.frames/0/7"]

@@ -13,6 +13,7 @@ from argus.archive.reprocess import (
     ArchiveReadError, GridSampler, Recording, ReprocessConfig, archive_fs, decode_segment, expected_frames,
     list_recordings, plan_segments, recording_duration_s, sample_on_grid, segment_window_s,
 )
+from argus.archive.launcher import ReprocessJobSpec
 from argus.live.simulate import CLIP_FPS, CLIP_SECONDS, ensure_clips
 
 START = 1_790_000_000_000  # 2026-09-21T14:13:20Z
@@ -41,7 +42,8 @@ def archive(tmp_path, clip):
 
 
 def cfg_for(root, **kw) -> ReprocessConfig:
-    return ReprocessConfig(archive_root=f"file://{root}", **kw)
+    """The executors' config of a job spec over a local archive (no endpoints needed)."""
+    return ReprocessConfig.of(ReprocessJobSpec(archive_root=f"file://{root}", **kw), None)
 
 
 def test_listing_filters_cameras_and_dates_and_ignores_partial_uploads(archive):
@@ -118,7 +120,7 @@ def test_config_rejects_bad_rates_and_windows(archive):
         cfg_for(archive, rate_hz=0.5, window_s=1)
     assert cfg_for(archive, model="yolov2", rate_hz=2).job_key == "yolov2@2hz"
     with pytest.raises(ValueError, match="hdfs://"):
-        archive_fs(ReprocessConfig(archive_root="s3://bucket/archive"))
+        archive_fs(ReprocessConfig("s3://bucket/archive", "centernet-coco", 1.0, 10.0, 8))
 
 
 def test_windows_hold_whole_batches():

@@ -20,6 +20,18 @@ from argus.supervision.restart import RestartPolicy
 from stream_fakes import PROGRESS, MemoryStatusStore, keeper
 
 
+@pytest.fixture(autouse=True)
+def local_connections_env(monkeypatch):
+    """The local stack's connections, as `argus stack up` creates them (the operator resolves
+    the services' endpoints from them)."""
+    from argus.config import ArgusConfig
+    from argus.stack.airflow import local_connections
+    from airflow_connections import connection_env
+
+    for name, value in connection_env(local_connections(ArgusConfig())).items():
+        monkeypatch.setenv(name, value)
+
+
 @pytest.fixture(scope="module")
 def plugin(airflow_home):
     import argus_airflow.params as params

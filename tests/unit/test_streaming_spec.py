@@ -4,22 +4,53 @@ from __future__ import annotations
 
 import json
 
+from dataclasses import replace
+
+import pytest
+
 from argus.config import ArgusConfig
-from argus.live.launcher import StreamJobSpec
+from argus.endpoints import Endpoints
+from argus.live.launcher import StreamJob, StreamJobSpec
 
 
 def arg(args: list[str], name: str) -> str:
     return args[args.index(name) + 1]
 
 
+def job_argv(spec: StreamJobSpec, endpoints: Endpoints | None = None) -> tuple[dict, Endpoints]:
+    """What the job receives: its spec (parsed back as the job does) and its endpoints."""
+    args = spec.args(endpoints or Endpoints.from_config(ArgusConfig()))
+    return json.loads(arg(args, "--spec")), Endpoints.from_json(arg(args, "--endpoints"))
+
+
 def test_defaults_give_one_task_both_cores_of_the_local_stack():
     spec = StreamJobSpec()
     conf = spec.spark_conf()
     assert conf["spark.executor.cores"] == "2" and conf["spark.cores.max"] == "2" and conf["spark.task.cpus"] == "2"
-    args = spec.args(ArgusConfig())
-    assert arg(args, "--tasks") == "1"
-    assert arg(args, "--checkpoint").endswith("/argus/checkpoints/argus_stream_detect")
-    assert arg(args, "--checkpoint").startswith("hdfs://")
+    assert spec.task_slots == 1
+    sent, _ = job_argv(spec)
+    assert sent["checkpoint"].startswith("hdfs://") and sent["checkpoint"].endswith("/argus/checkpoints/argus_stream_detect")
+
+
+def test_the_job_gets_its_spec_whole_and_each_service_where_it_is():
+    endpoints = Endpoints(kafka_bootstrap="kafka-1:9092,kafka-2:9092", hbase_host="hbase-thrift", hbase_port=9090,
+                          hbase_admin_host="hbase-thrift2", hbase_admin_port=9091, hdfs_uri="hdfs://namenode:8020",
+                          webhdfs_url="http://namenode:9870", spark_master="spark://spark-master:7077")
+    spec = StreamJobSpec(batch_size=4, camera_models={"gate-*": "ssdlite-person"})
+    sent, where = job_argv(spec, endpoints)
+    assert StreamJobSpec.from_json(json.dumps(sent)) == replace(spec, checkpoint="hdfs://namenode:8020/argus/checkpoints/argus_stream_detect")
+    assert where == endpoints
+    assert StreamJob(spec, ArgusConfig(), endpoints=endpoints).command()[2] == "spark://spark-master:7077"
+
+
+def test_a_setting_out_of_its_range_is_refused_with_its_name():
+    with pytest.raises(ValueError, match="batch_size"):
+        StreamJobSpec(batch_size=0)
+    with pytest.raises(ValueError, match="task_cpus"):
+        StreamJobSpec(cores_per_executor=1, task_cpus=2)
+    with pytest.raises(ValueError, match="kafka_bootstrap"):
+        Endpoints(kafka_bootstrap="no port", hbase_host="h", hbase_admin_host="h", hdfs_uri="hdfs://n:1",
+                  webhdfs_url="http://n:2", spark_master="local[2]")
 
 
 def test_gpu_sharing_sets_fractional_task_amounts():
@@ -31,12 +62,7 @@ def test_gpu_sharing_sets_fractional_task_amounts():
 def test_single_core_executors_split_kafka_ranges_over_all_cores():
     spec = StreamJobSpec(executors=2, cores_per_executor=1, task_cpus=1)
     assert spec.spark_conf()["spark.task.cpus"] == "1" and spec.spark_conf()["spark.cores.max"] == "2"
-    assert arg(spec.args(ArgusConfig()), "--tasks") == "2"
-
-
-def test_camera_models_travel_as_json():
-    args = StreamJobSpec(camera_models={"gate-*": "ssdlite-person"}).args(ArgusConfig())
-    assert arg(args, "--camera-models") == '{"gate-*": "ssdlite-person"}'
+    assert spec.task_slots == 2
 
 
 def test_records_reach_python_in_chunks_of_a_few_detector_batches():

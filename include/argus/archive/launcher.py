@@ -2,41 +2,72 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
-from dataclasses import dataclass
+from dataclasses import asdict, field, replace
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
+from pydantic.dataclasses import dataclass
 
 from argus import process
 from argus.archive.layout import ARCHIVE_ROOT
 from argus.config import ArgusConfig
+from argus.detect.detector import default_model_name
+from argus.endpoints import Endpoints
+from argus.live.launcher import MAX_EXECUTORS, MEMORY_PATTERN
 from argus.submit import SubmitResult, parse_result_line, submit, submit_argv, submit_env
 
 JOB = Path("jobs") / "batch_reprocess.py"
 
 
+DATE_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+
+
 @dataclass
 class ReprocessJobSpec:
-    """One reprocessing run. Each executor runs one task at a time with ``cores_per_executor``
+    """One reprocessing run: the one definition of the archive job's settings (the DAG's
+    Params, the CLI and ``jobs/batch_reprocess.py --spec`` are made from it; constructing one
+    validates it). Each executor runs one task at a time with ``cores_per_executor``
     TensorFlow threads, so ``executors`` is the run's parallelism.
-
-    :param archive_root: ``hdfs://`` or ``file://`` URL; default: the stack's HDFS archive.
-    :param since: / :param until: dates (YYYY-MM-DD, UTC), inclusive; None: unbounded.
     """
 
-    archive_root: str | None = None
-    since: str | None = None
-    until: str | None = None
-    cameras: tuple[str, ...] = ()
-    model: str = "centernet-coco"
-    rate_hz: float = 1.0
-    window_s: float = 10.0
-    batch_size: int = 8
-    executors: int = 2
-    cores_per_executor: int = 1
-    executor_memory: str = "2g"
-    resume: bool = True
-    progress_s: float = 5.0
+    archive_root: Annotated[str | None, Field(
+        description="archive root URL; empty: hdfs://<namenode>/argus/archive",
+        pattern=r"^(hdfs|file)://\S+$")] = None
+    since: Annotated[str | None, Field(description="first day (YYYY-MM-DD, UTC); empty: unbounded",
+                                       pattern=DATE_PATTERN)] = None
+    until: Annotated[str | None, Field(description="last day, inclusive; empty: unbounded",
+                                       pattern=DATE_PATTERN)] = None
+    cameras: Annotated[tuple[str, ...], Field(description="camera ids; empty: every archived camera")] = ()
+    model: Annotated[str, Field(description="Detection model of the model registry", min_length=1)] = field(
+        default_factory=default_model_name)
+    rate_hz: Annotated[float, Field(description="decoding rate (frames per second of video)", gt=0, le=60)] = 1.0
+    window_s: Annotated[float, Field(description="segment length (s): the unit of work and resume",
+                                     ge=1, le=3600)] = 10.0
+    batch_size: Annotated[int, Field(description="frames per detector call", ge=1, le=64)] = 8
+    executors: Annotated[int, Field(description="Spark executors (one core each)", ge=1, le=MAX_EXECUTORS)] = 2
+    cores_per_executor: Annotated[int, Field(description="cores of each executor", ge=1, le=64)] = 1
+    executor_memory: Annotated[str, Field(description="memory of each executor, e.g. 2g",
+                                          pattern=MEMORY_PATTERN)] = "2g"
+    resume: Annotated[bool, Field(description="skip segments this model and rate already finished")] = True
+    progress_s: Annotated[float, Field(description="interval of the progress lines (s)", gt=0)] = 5.0
+
+    def __post_init__(self):
+        if self.window_s < 1 / self.rate_hz:
+            raise ValueError(f"segment window {self.window_s}s is shorter than one sampling interval")
+
+    def root(self, endpoints: Endpoints) -> str:
+        return self.archive_root or f"{endpoints.hdfs_uri}{ARCHIVE_ROOT}"
+
+    @classmethod
+    def from_json(cls, text: str) -> ReprocessJobSpec:
+        return cls(**json.loads(text))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
 
     def spark_conf(self) -> dict[str, str]:
         return {
@@ -52,37 +83,31 @@ class ReprocessJobSpec:
             "spark.task.maxFailures": "2",
         }
 
-    def args(self, cfg: ArgusConfig) -> list[str]:
-        root = self.archive_root or f"{cfg.hdfs_uri}{ARCHIVE_ROOT}"
-        argv = ["--archive-root", root, "--webhdfs", cfg.webhdfs_url, "--model", self.model,
-                "--rate", f"{self.rate_hz:g}", "--window", f"{self.window_s:g}", "--batch-size", str(self.batch_size),
-                "--hbase-host", cfg.host, "--hbase-port", str(cfg.port("hbase_thrift")),
-                "--hbase-admin-port", str(cfg.port("hbase_thrift2"))]
-        if self.since:
-            argv += ["--since", self.since]
-        if self.until:
-            argv += ["--until", self.until]
-        if self.cameras:
-            argv += ["--cameras", ",".join(self.cameras)]
-        if not self.resume:
-            argv.append("--no-resume")
-        if self.progress_s != 5.0:
-            argv += ["--progress-seconds", f"{self.progress_s:g}"]
-        return argv
+    def args(self, endpoints: Endpoints) -> list[str]:
+        """The application's arguments: this spec whole (its root resolved) and where the services are."""
+        spec = replace(self, archive_root=self.root(endpoints))
+        return ["--spec", spec.to_json(), "--endpoints", endpoints.to_json()]
 
-    def argv(self, cfg: ArgusConfig) -> list[str]:
-        return submit_argv(cfg, cfg.root / JOB, self.args(cfg), conf=self.spark_conf(), with_kafka=False)
+    def argv(self, cfg: ArgusConfig, endpoints: Endpoints | None = None) -> list[str]:
+        """The spark-submit command; :param endpoints: default: the local stack's (``cfg``)."""
+        endpoints = endpoints or Endpoints.from_config(cfg)
+        return submit_argv(cfg, cfg.root / JOB, self.args(endpoints), master=endpoints.spark_master,
+                           conf=self.spark_conf(), with_kafka=False)
 
-    def run(self, cfg: ArgusConfig | None = None, timeout: float = 3600) -> SubmitResult:
+    def run(self, cfg: ArgusConfig | None = None, timeout: float = 3600,
+            endpoints: Endpoints | None = None) -> SubmitResult:
         """Run to completion; ``result`` is the job's summary (None if it crashed)."""
         cfg = cfg or ArgusConfig()
-        return submit(cfg, cfg.root / JOB, self.args(cfg), conf=self.spark_conf(), with_kafka=False, timeout=timeout)
+        endpoints = endpoints or Endpoints.from_config(cfg)
+        return submit(cfg, cfg.root / JOB, self.args(endpoints), master=endpoints.spark_master,
+                      conf=self.spark_conf(), with_kafka=False, timeout=timeout)
 
-    def start(self, cfg: ArgusConfig | None = None, log_path: Path | None = None) -> subprocess.Popen:
+    def start(self, cfg: ArgusConfig | None = None, log_path: Path | None = None,
+              endpoints: Endpoints | None = None) -> subprocess.Popen:
         """Start without waiting, in its own process group (stdout: the job's lines)."""
         cfg = cfg or ArgusConfig()
         log = open(log_path, "a") if log_path else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
-        return process.spawn_detached(self.argv(cfg), env={**os.environ, **submit_env(cfg)}, cwd=cfg.root,
+        return process.spawn_detached(self.argv(cfg, endpoints), env={**os.environ, **submit_env(cfg)}, cwd=cfg.root,
                                       stdout=subprocess.PIPE, stderr=log, text=True)
 
 

@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import numpy as np
@@ -28,8 +29,13 @@ import numpy as np
 from argus.archive.layout import FRAME_SUFFIXES, VIDEO_SUFFIXES
 from argus.detect.devices import cpu_threads
 from argus.archive.readahead import read_ahead
+from argus.config import DEFAULT_PORTS
 from argus.live.message import check_camera_id
 from argus.store.writer import BackgroundWriter
+
+if TYPE_CHECKING:
+    from argus.archive.launcher import ReprocessJobSpec
+    from argus.endpoints import Endpoints
 
 #: a JPEG named like this is a capture time in ms since the epoch (13 digits)
 _EPOCH_MS_DIGITS = 13
@@ -92,37 +98,37 @@ class SegmentResult:
 
 @dataclass(frozen=True)
 class ReprocessConfig:
-    """What every executor needs, shipped from the driver.
+    """What every executor needs, shipped from the driver: made from the job's spec and
+    endpoints by :meth:`of` (the settings and their defaults are the spec's).
 
     :param archive_root: ``hdfs://host:port/argus/archive`` or ``file:///path``.
-    :param webhdfs_url: how ``hdfs://`` paths are read (``http://namenode:9870``).
+    :param endpoints: where HBase and WebHDFS (how ``hdfs://`` paths are read) are.
     :param window_s: segment length; a multiple of the sampling interval.
     """
 
     archive_root: str
-    webhdfs_url: str | None = None
-    model: str = "centernet-coco"
-    rate_hz: float = 1.0
-    window_s: float = 10.0
-    batch_size: int = 8
-    hbase_host: str = "127.0.0.1"
-    hbase_port: int = 9090
-    hbase_admin_port: int = 9091
+    model: str
+    rate_hz: float
+    window_s: float
+    batch_size: int
+    endpoints: Endpoints | None = None
     hdfs_user: str | None = None
 
-    def __post_init__(self):
-        if not self.rate_hz > 0:
-            raise ValueError(f"decoding rate must be > 0 Hz, got {self.rate_hz}")
-        if self.window_s < 1 / self.rate_hz:
-            raise ValueError(f"segment window {self.window_s}s is shorter than one sampling interval")
+    @classmethod
+    def of(cls, spec: ReprocessJobSpec, endpoints: Endpoints | None) -> ReprocessConfig:
+        """:param endpoints: None only for a ``file://`` archive read without HBase (tests)."""
+        root = spec.archive_root or spec.root(endpoints)
+        return cls(archive_root=root, model=spec.model, rate_hz=spec.rate_hz, window_s=spec.window_s,
+                   batch_size=spec.batch_size, endpoints=endpoints)
+
+    @property
+    def webhdfs_url(self) -> str | None:
+        return self.endpoints.webhdfs_url if self.endpoints else None
 
     @property
     def job_key(self) -> str:
         """The marker column of this job: another model or rate is another job."""
         return f"{self.model}@{self.rate_hz:g}hz"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 # ---- the archive file system ----
@@ -135,13 +141,13 @@ def archive_fs(cfg: ReprocessConfig):
         return fsspec.filesystem("file"), url.path
     if url.scheme == "hdfs":
         if not cfg.webhdfs_url:
-            raise ValueError("an hdfs:// archive root needs the WebHDFS address (--webhdfs)")
+            raise ValueError("an hdfs:// archive root needs the WebHDFS address (Endpoints.webhdfs_url)")
         web = urlparse(cfg.webhdfs_url)
         from fsspec.implementations.webhdfs import WebHDFS
 
         import getpass
 
-        return WebHDFS(web.hostname, port=web.port or 9870, user=cfg.hdfs_user or getpass.getuser(),
+        return WebHDFS(web.hostname, port=web.port or DEFAULT_PORTS["hdfs_http"], user=cfg.hdfs_user or getpass.getuser(),
                        use_https=web.scheme == "https"), url.path or "/"
     raise ValueError(f"archive root {cfg.archive_root!r}: expected hdfs:// or file://")
 
@@ -360,14 +366,14 @@ _worker: dict = {}
 def worker_resources(cfg: ReprocessConfig) -> tuple:
     """(store, file system, detector) of this process for ``cfg``, made once. The detector
     has run once, so that the first segment does not pay for tracing the model's graph."""
-    key = (cfg.model, cfg.batch_size, cfg.archive_root, cfg.hbase_host, cfg.hbase_port)
+    key = (cfg.model, cfg.batch_size, cfg.archive_root, cfg.endpoints)
     if _worker.get("key") != key:
         from argus.detect import Detector
         from argus.store import DetectionStore
 
         detector = Detector(cfg.model, batch_size=cfg.batch_size)
         detector.detect([np.zeros((64, 64, 3), np.uint8)])
-        _worker.update(key=key, store=DetectionStore(cfg.hbase_host, cfg.hbase_port, cfg.hbase_admin_port),
+        _worker.update(key=key, store=DetectionStore.from_endpoints(cfg.endpoints),
                        fs=archive_fs(cfg)[0], detector=detector)
     return _worker["store"], _worker["fs"], _worker["detector"]
 

@@ -26,6 +26,7 @@ from argus.detect.devices import cpu_threads
 from argus.archive.hdfs import webhdfs_client
 from argus.archive.reprocess import Recording, decode_segment, longest_first, plan_segments, recording_duration_s
 from argus.archive.launcher import ReprocessJobSpec
+from argus.detect.detector import default_model_name
 
 BENCH_ROOT = "/argus/bench/archive"
 START = 1_790_000_000_000
@@ -124,10 +125,11 @@ def _mean_fps(runs: list[dict]) -> float:
 
 
 def bench_archive(executors: list[int], recordings: int = 4, seconds: int = 32, rate_hz: float = 5.0,
-                  window_s: float = 10.0, model: str = "centernet-coco", batch: int = 8,
+                  window_s: float = 10.0, model: str | None = None, batch: int = 8,
                   cfg: ArgusConfig | None = None, repeats: int = 2) -> dict:
     """Frames/s of the job and of bare decode+detect at each executor count, each measured
     ``repeats`` times in the interleaved :func:`run_order`; ratios are of the means."""
+    model = model or default_model_name()
     cfg = cfg or ArgusConfig()
     order = run_order(executors, repeats)
     layout = _archive(cfg, recordings, seconds)

@@ -34,6 +34,7 @@ from argus.doe.designs import Factor
 from argus.doe.model import clean
 from argus.doe.sweep import (CONFIRMATION_FILE, FACTOR_NAMES, Sweep, SweepSpec, analyse, run_design_point,
                              run_point, sweeps_dir)
+from argus.detect.detector import default_model_name
 
 #: the talk's ranges: executors per device, batch size, decoding rate (Hz)
 TALK_FACTORS = (Factor("executors", 1, 3, integer=True, unit="executors"),
@@ -55,7 +56,7 @@ def _side_by_side(folder: Path) -> pd.DataFrame:
 
 
 def bench_doe(factors: Sequence[Factor] = TALK_FACTORS, *, seconds: float = 24.0, latency_target: float | None = None,
-              repeats: int = 3, seed: int = 2019, comparison_id: str | None = None, model: str = "centernet-coco",
+              repeats: int = 3, seed: int = 2019, comparison_id: str | None = None, model: str | None = None,
               window_s: float = 4.0, cores: int = 2, cfg: ArgusConfig | None = None,
               progress: Progress | None = None, runner=run_point) -> dict:
     """Run the FCCD and the 3-level grid interleaved, then both optima side by side.
@@ -70,6 +71,7 @@ def bench_doe(factors: Sequence[Factor] = TALK_FACTORS, *, seconds: float = 24.0
     :param runner: :func:`argus.doe.sweep.run_point` or a stand-in (tests).
     :return: what was run, both optima, the side-by-side measures and the ratios.
     """
+    model = model or default_model_name()
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, not {repeats}")
     cfg = cfg or ArgusConfig()

@@ -33,6 +33,7 @@ from argus.live.simulate import ensure_clips
 from argus.store import DetectionStore
 from argus.live.launcher import StreamJob, StreamJobSpec
 from argus.live.topics import ensure_topics
+from argus.detect.detector import default_model_name
 
 STAGES = ("captured", "kafka", "read", "detected", "written")
 
@@ -162,7 +163,7 @@ def micro_batches(log_text: str) -> dict:
             "ms": ms}
 
 
-def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str = "centernet-coco",
+def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str | None = None,
                    batch: int = 8, executors: int = 1, cores_per_executor: int = 2,
                    drain_frames: int | None = None, trigger_seconds: float = 0.5,
                    checkpoint: str = "hdfs", task_cpus: int | None = None) -> dict:
@@ -173,6 +174,7 @@ def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str = "c
     :param checkpoint: ``hdfs`` (the default deployment's) or ``local`` (a folder under the
         state dir, for the driver's host).
     """
+    model = model or default_model_name()
     task_cpus = cores_per_executor if task_cpus is None else task_cpus
     if not 1 <= task_cpus <= cores_per_executor:
         raise ValueError(f"task cpus must be 1..{cores_per_executor} (the executor's cores), not {task_cpus}")

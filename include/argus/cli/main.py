@@ -333,12 +333,13 @@ def cmd_archive_reprocess(args: argparse.Namespace) -> int:
     from argus.config import ArgusConfig
     from argus.archive.reprocess import utc_day
     from argus.archive.launcher import ReprocessJobSpec, parse_line
+    from argus.cli.settings import settings_from
 
-    spec = ReprocessJobSpec(archive_root=args.root, since=utc_day(args.since) if args.since else None,
-                            until=utc_day(args.until) if args.until else None,
-                            cameras=tuple(c for c in (args.cameras or "").split(",") if c), model=args.model,
-                            rate_hz=args.rate, window_s=args.window, batch_size=args.batch,
-                            executors=args.executors, resume=not args.no_resume)
+    settings = settings_from(args, REPROCESS_FLAGS)
+    for day in ("since", "until"):  # any ISO date the user types, as the spec's YYYY-MM-DD
+        if day in settings:
+            settings[day] = utc_day(settings[day])
+    spec = ReprocessJobSpec(**settings)
     cfg = ArgusConfig()
     log = cfg.state_dir / "logs" / "batch_reprocess.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -402,7 +403,18 @@ def cmd_bench_doe(args: argparse.Namespace) -> int:
     return _print_json(result, args.json)
 
 
+#: ``argus archive reprocess`` flags -> ReprocessJobSpec settings
+REPROCESS_FLAGS = {"--since": "since", "--until": "until", "--cameras": "cameras", "--model": "model",
+                   "--rate": "rate_hz", "--window": "window_s", "--batch": "batch_size", "--executors": "executors",
+                   "--root": "archive_root", "--no-resume": "resume"}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from argus.archive.launcher import ReprocessJobSpec
+    from argus.archive.layout import ARCHIVE_ROOT
+    from argus.cli.settings import add_settings
+    from argus.live.message import FRAMES_TOPIC
+
     parser = argparse.ArgumentParser(prog="argus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -436,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ingest", help="decode cameras (RTSP URLs, video files) into the Kafka frames topic")
     p.add_argument("--cameras", required=True, help="camera registry YAML (cameras: [{id, url, rate_hz, ...}])")
-    p.add_argument("--topic", default="argus.frames")
+    p.add_argument("--topic", default=FRAMES_TOPIC)
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (default: the local stack)")
     p.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C or the files end)")
     p.set_defaults(func=cmd_ingest)
@@ -447,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--video", help="an H.264 video to play instead of the clips made from photos")
     p.add_argument("--models", help="comma-separated models, assigned to cameras round-robin")
-    p.add_argument("--topic", default="argus.frames")
+    p.add_argument("--topic", default=FRAMES_TOPIC)
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (default: the local stack)")
     p.set_defaults(func=cmd_simulate)
 
@@ -476,19 +488,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--camera", required=True)
     p.add_argument("--start", help="recording start (ISO-8601 or ms); default: from the file")
-    p.add_argument("--root", default="/argus/archive", help="archive root on HDFS")
+    p.add_argument("--root", default=ARCHIVE_ROOT, help="archive root on HDFS")
     p.set_defaults(func=cmd_archive_put)
     p = asub.add_parser("reprocess", help="detect over archived recordings with Spark (resumable)")
-    p.add_argument("--since", help="first date, YYYY-MM-DD (UTC)")
-    p.add_argument("--until", help="last date, YYYY-MM-DD (UTC), inclusive")
-    p.add_argument("--cameras", help="comma-separated camera ids (default: all)")
-    p.add_argument("--model", default="centernet-coco")
-    p.add_argument("--rate", type=float, default=1.0, help="decoding rate, Hz")
-    p.add_argument("--window", type=float, default=10.0, help="segment length, seconds")
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--executors", type=int, default=2)
-    p.add_argument("--root", help="archive root URL (default: hdfs://<namenode>/argus/archive)")
-    p.add_argument("--no-resume", action="store_true", help="redo segments already finished by this model and rate")
+    add_settings(p, ReprocessJobSpec, REPROCESS_FLAGS)
     p.set_defaults(func=cmd_archive_reprocess)
 
     hbase = sub.add_parser("hbase", help="HBase administration")
@@ -512,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cameras", type=int, default=3)
     p.add_argument("--rate", type=float, default=2.0, help="per-camera decoding rate for the latency run, Hz")
     p.add_argument("--seconds", type=float, default=30.0, help="length of the live latency run")
-    p.add_argument("--model", default="centernet-coco")
+    p.add_argument("--model", help="a model of the registry (default: its default model)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--executors", type=int, default=1)
     p.add_argument("--cores-per-executor", type=int, default=2,
@@ -532,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recording-seconds", type=int, default=32, help="length of each recording")
     p.add_argument("--rate", type=float, default=5.0, help="decoding rate, Hz")
     p.add_argument("--window", type=float, default=10.0, help="segment length, seconds")
-    p.add_argument("--model", default="centernet-coco")
+    p.add_argument("--model", help="a model of the registry (default: its default model)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--repeats", type=int, default=2,
                    help="runs of each figure, bare and job runs interleaved (ratios are of the means)")
@@ -549,7 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3, help="side-by-side runs of each optimum")
     p.add_argument("--seed", type=int, default=2019, help="seed of the designs and their interleaving")
     p.add_argument("--id", help="comparison folder under the sweeps dir; an existing one is resumed")
-    p.add_argument("--model", default="centernet-coco")
+    p.add_argument("--model", help="a model of the registry (default: its default model)")
     p.add_argument("--window", type=float, default=4.0, help="segment length, seconds")
     p.add_argument("--cores", type=int, default=2, help="cores every point's executors share")
     p.add_argument("--json", metavar="OUT", help="also write the result to this file")

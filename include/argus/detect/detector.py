@@ -32,6 +32,12 @@ def default_registry() -> ModelRegistry:
     return _registry
 
 
+def default_model_name() -> str:
+    """The registry's default model (``default:`` of ``models.yaml``, or of ``ARGUS_MODEL_REGISTRY``):
+    what every job, benchmark and command runs unless told otherwise."""
+    return default_registry().default
+
+
 def models_dir(cfg: ArgusConfig | None = None) -> Path:
     return (cfg or ArgusConfig()).cache_dir / "models"
 

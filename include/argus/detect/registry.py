@@ -92,7 +92,7 @@ class ModelRegistry:
         if env:
             docs.append(Path(env))
         raw_models: dict[str, dict] = {}
-        default, cameras = "centernet-coco", {}
+        default, cameras = None, {}  # the built-in registry names the default model
         for path in docs:
             try:
                 doc = yaml.safe_load(Path(path).read_text()) or {}
@@ -103,6 +103,8 @@ class ModelRegistry:
             default = doc.get("default", default)
             cameras.update({str(k): str(v) for k, v in (doc.get("cameras") or {}).items()})
         models = {name: ModelSpec.parse(name, entry) for name, entry in raw_models.items()}
+        if default is None:
+            raise DetectorError(f"no default model in {', '.join(map(str, docs))}")
         return cls(models, default, cameras)
 
     def get(self, name: str | None = None) -> ModelSpec:

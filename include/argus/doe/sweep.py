@@ -48,6 +48,7 @@ from argus.config import ArgusConfig
 from argus.doe.designs import KINDS, DesignError, Factor, make_design
 from argus.doe.model import clean
 from argus.stack.spark import SLOTS_PER_CORE
+from argus.detect.detector import default_model_name
 
 MODES = ("archive", "pipeline")
 RESPONSES = ("throughput", "processing_time")
@@ -118,7 +119,7 @@ class SweepSpec:
     center: int | None = None
     runs: int | None = None
     seed: int | None = None
-    model: str = "centernet-coco"
+    model: str = field(default_factory=default_model_name)
     fixed: dict = field(default_factory=dict)
     window_s: float = 4.0
     cameras: int = 2
@@ -172,7 +173,7 @@ class SweepSpec:
         return cls(factors=tuple(factors), kind=params.get("design_kind", "fccd"), mode=params.get("mode", "archive"),
                    seconds=float(params.get("seconds_per_run", 16.0)),
                    latency_target=float(params.get("latency_target_s", 10.0)),
-                   model=params.get("model", "centernet-coco"), fixed=dict(params.get("fixed") or {}),
+                   model=params.get("model") or default_model_name(), fixed=dict(params.get("fixed") or {}),
                    window_s=float(params.get("window_s", 4.0)), cameras=int(params.get("cameras", 2)),
                    cores=int(params.get("cores", 2)),
                    confirm_runs=int(params.get("confirm_runs", 1)),
@@ -344,7 +345,7 @@ PointRunner = Callable[..., dict]
 
 
 def run_point(settings: Mapping[str, float], mode: str, seconds: float, cfg: ArgusConfig | None = None, *,
-              model: str = "centernet-coco", window_s: float = 4.0, cameras: int = 2, cores: int = 2,
+              model: str | None = None, window_s: float = 4.0, cameras: int = 2, cores: int = 2,
               log_path: Path | None = None, timeout: float | None = None,
               on_start: Callable[[subprocess.Popen], None] | None = None) -> dict:
     """Run one benchmark at ``settings`` and return what was run and measured.
@@ -367,6 +368,7 @@ def run_point(settings: Mapping[str, float], mode: str, seconds: float, cfg: Arg
     :return: the settings as run, ``throughput`` (frames/s), ``processing_time`` (s), the
         benchmark's own measures, ``mode``, ``model``, ``started`` and ``finished`` (UTC).
     """
+    model = model or default_model_name()
     cfg = cfg or ArgusConfig()
     run = {k: int(round(float(settings[k]))) for k in FACTOR_NAMES}
     if run["executors"] > MAX_EXECUTORS_PER_CORE * cores:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from argus.media.codec import encode_jpeg
 from argus.live.cameras import CameraSpec
-from argus.live.message import FRAMES_TOPIC, FrameMessage
+from argus.live.message import FRAMES_TOPIC, MAX_MESSAGE_BYTES, FrameMessage
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class KafkaFrameSink:
             "acks": "all",
             "enable.idempotence": True,  # retries never duplicate or reorder a camera's frames
             "linger.ms": 5,
-            "message.max.bytes": 16 * 2**20,
+            "message.max.bytes": MAX_MESSAGE_BYTES,
             "queue.buffering.max.messages": max_queued,
             "compression.type": "none",  # JPEG does not compress further
             **(extra or {}),

@@ -12,41 +12,80 @@ import json
 import os
 import signal
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import asdict, field, replace
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter
+from pydantic.dataclasses import dataclass
 
 from argus import process
 from argus.config import ArgusConfig
+from argus.detect.detector import default_model_name
+from argus.endpoints import Endpoints
+from argus.live.message import DLQ_TOPIC, FRAMES_TOPIC
 from argus.submit import submit_argv, submit_env
+
+
+TOPIC_PATTERN = r"^[A-Za-z0-9._-]{1,249}$"  # Kafka's own rule for a topic name
+#: a Spark memory size such as ``2g``
+MEMORY_PATTERN = r"^[1-9][0-9]*[mgMG]$"
+MAX_EXECUTORS = 64
+
+
+def _setting(description: str, **constraints):
+    return Field(description=description, **constraints)
 
 
 @dataclass
 class StreamJobSpec:
-    """What the streaming job runs with; defaults fit the local 2-core stack."""
+    """What the streaming job runs with: the one definition of its settings. Defaults fit the
+    local 2-core stack. The DAG's Params are made from it (:func:`job_schema`), the launcher
+    hands it whole to ``jobs/stream_detect.py`` (``--spec``), which makes the executors'
+    :class:`~argus.live.pipeline.PipelineConfig` from it. Constructing one validates it."""
 
-    topic: str = "argus.frames"
-    dlq_topic: str = "argus.frames.dlq"
-    checkpoint: str | None = None  # default: hdfs://.../argus/checkpoints/<query_name>
-    query_name: str = "argus_stream_detect"
-    default_model: str = "centernet-coco"
-    camera_models: dict[str, str] = field(default_factory=dict)
-    batch_size: int = 8
-    max_offsets_per_trigger: int = 200
-    trigger_seconds: float = 1.0
-    starting_offsets: str = "earliest"
+    topic: Annotated[str, _setting("Kafka topic of the frames", pattern=TOPIC_PATTERN)] = FRAMES_TOPIC
+    dlq_topic: Annotated[str, _setting("dead-letter topic for rejected frames", pattern=TOPIC_PATTERN)] = DLQ_TOPIC
+    checkpoint: Annotated[str | None, _setting(
+        "checkpoint location; null: hdfs://<namenode>/argus/checkpoints/<query_name>",
+        pattern=r"^(hdfs|file)://\S+$|^/\S+$")] = None
+    query_name: Annotated[str, _setting("streaming query name: one lease, one status row, one checkpoint",
+                                        pattern=r"^[A-Za-z0-9_]{1,64}$")] = "argus_stream_detect"
+    default_model: Annotated[str, _setting("model of the cameras not in camera_models", min_length=1)] = field(
+        default_factory=default_model_name)
+    camera_models: Annotated[dict[str, str], _setting(
+        "camera id (from the camera registry) or pattern with * -> model; other cameras run the default model"
+    )] = field(default_factory=dict)
+    batch_size: Annotated[int, _setting("frames per detector call", ge=1, le=64)] = 8
+    max_offsets_per_trigger: Annotated[int, _setting("most Kafka records per micro-batch", ge=1, le=100_000)] = 200
+    trigger_seconds: Annotated[float, _setting("micro-batch trigger interval (s)", ge=0.2, le=60)] = 1.0
+    starting_offsets: Annotated[Literal["earliest", "latest"], _setting(
+        "where a query without a checkpoint starts")] = "earliest"
     # One executor whose task takes both cores (TensorFlow with 2 threads) drained 0.79 x the
     # bare model on the 2-core stack, two 1-core executors 0.66 (docs/benchmarks.md).
-    executors: int = 1
-    cores_per_executor: int = 2
-    #: cores each task (one Python worker, its TensorFlow threads) takes
-    task_cpus: int = 2
-    executor_memory: str = "2g"
-    tasks_per_gpu: int = 0  # >0: executors take one GPU each and this many tasks share it
-    #: the driver's lease on the query lapses this long after its last heartbeat
-    lease_ttl_seconds: float = 15.0
-    #: failures of the same micro-batch in a row before its failing records are isolated
-    #: (argus.supervision.poison)
-    poison_after_failures: int = 2
+    executors: Annotated[int, _setting("Spark executors", ge=1, le=MAX_EXECUTORS)] = 1
+    cores_per_executor: Annotated[int, _setting("cores of each executor", ge=1, le=64)] = 2
+    task_cpus: Annotated[int, _setting("cores of each Spark task (TensorFlow threads); at most cores_per_executor",
+                                       ge=1, le=64)] = 2
+    executor_memory: Annotated[str, _setting("memory of each executor, e.g. 2g", pattern=MEMORY_PATTERN)] = "2g"
+    tasks_per_gpu: Annotated[int, _setting("tasks sharing one GPU per executor; 0: no GPU", ge=0, le=8)] = 0
+    lease_ttl_seconds: Annotated[float, _setting(
+        "the driver is taken for dead this long after its last heartbeat", ge=3, le=300)] = 15.0
+    poison_after_failures: Annotated[int, _setting(
+        "failures of the same micro-batch in a row before the records that fail it are isolated and "
+        "dead-lettered (argus.supervision.poison)", ge=1, le=10)] = 2
+
+    def __post_init__(self):
+        if self.task_cpus > self.cores_per_executor:
+            raise ValueError(f"task_cpus ({self.task_cpus}) must not exceed cores_per_executor "
+                             f"({self.cores_per_executor})")
+
+    @classmethod
+    def from_json(cls, text: str) -> StreamJobSpec:
+        return cls(**json.loads(text))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
 
     @property
     def task_slots(self) -> int:
@@ -77,30 +116,31 @@ class StreamJobSpec:
             })
         return conf
 
-    def checkpoint_location(self, cfg: ArgusConfig) -> str:
-        return self.checkpoint or f"{cfg.hdfs_uri}/argus/checkpoints/{self.query_name}"
+    def checkpoint_location(self, endpoints: Endpoints) -> str:
+        return self.checkpoint or f"{endpoints.hdfs_uri}/argus/checkpoints/{self.query_name}"
 
-    def args(self, cfg: ArgusConfig, launch_id: str | None = None) -> list[str]:
-        """The application's arguments; ``launch_id`` is recorded in the lease of the driver."""
-        checkpoint = self.checkpoint_location(cfg)
+    def args(self, endpoints: Endpoints, launch_id: str | None = None) -> list[str]:
+        """The application's arguments: this spec whole (its checkpoint resolved) and where the
+        services are; ``launch_id`` is recorded in the lease of the driver."""
+        spec = replace(self, checkpoint=self.checkpoint_location(endpoints))
         launch = ["--launch-id", launch_id] if launch_id else []
-        return ["--bootstrap", cfg.kafka_bootstrap, "--topic", self.topic, "--dlq-topic", self.dlq_topic,
-                "--checkpoint", checkpoint, "--query-name", self.query_name,
-                "--default-model", self.default_model, "--camera-models", json.dumps(self.camera_models),
-                "--batch-size", str(self.batch_size), "--max-offsets", str(self.max_offsets_per_trigger),
-                "--trigger-seconds", str(self.trigger_seconds), "--starting-offsets", self.starting_offsets,
-                "--tasks", str(self.task_slots),
-                "--hbase-host", cfg.host, "--hbase-port", str(cfg.port("hbase_thrift")),
-                "--hbase-admin-port", str(cfg.port("hbase_thrift2")),
-                "--lease-ttl-seconds", str(self.lease_ttl_seconds),
-                "--poison-after-failures", str(self.poison_after_failures), *launch]
+        return ["--spec", spec.to_json(), "--endpoints", endpoints.to_json(), *launch]
+
+
+def job_schema(cls) -> dict:
+    """The JSON schema of a job spec class (a property per setting, with its constraints and
+    description): what the DAG Params are made from."""
+    return TypeAdapter(cls).json_schema()
 
 
 class StreamJob:
     """A running streaming job (spark-submit in client mode, its own process group)."""
 
-    def __init__(self, spec: StreamJobSpec, cfg: ArgusConfig | None = None, log_path: Path | None = None):
+    def __init__(self, spec: StreamJobSpec, cfg: ArgusConfig | None = None, log_path: Path | None = None,
+                 endpoints: Endpoints | None = None):
+        """:param endpoints: where the services are; default: the local stack's (``cfg``)."""
         self.spec, self.cfg = spec, cfg or ArgusConfig()
+        self.endpoints = endpoints or Endpoints.from_config(self.cfg)
         self.log_path = log_path or self.cfg.state_dir / "logs" / f"{spec.query_name}.log"
         self.proc: subprocess.Popen | None = None
 
@@ -110,8 +150,8 @@ class StreamJob:
 
     def command(self, launch_id: str | None = None, master: str | None = None) -> list[str]:
         """The spark-submit command line (client mode)."""
-        return submit_argv(self.cfg, self.application, self.spec.args(self.cfg, launch_id), master=master,
-                           conf=self.spec.spark_conf())
+        return submit_argv(self.cfg, self.application, self.spec.args(self.endpoints, launch_id),
+                           master=master or self.endpoints.spark_master, conf=self.spec.spark_conf())
 
     def environment(self) -> dict[str, str]:
         return {**os.environ, **submit_env(self.cfg)}

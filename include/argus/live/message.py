@@ -17,7 +17,11 @@ from dataclasses import dataclass
 SCHEMA_VERSION = 1
 FRAMES_TOPIC = "argus.frames"
 DLQ_TOPIC = "argus.frames.dlq"
-#: A frame larger than this is refused (broker and producer limits are 16 MiB).
+#: The largest Kafka message of the frames and dead-letter topics: the broker, the topics,
+#: the producers and the Spark source's fetch size are all set to it.
+MAX_MESSAGE_BYTES = 16 * 2**20
+#: A frame larger than this is refused (room under MAX_MESSAGE_BYTES for headers, and for a
+#: dead letter carrying the frame).
 MAX_FRAME_BYTES = 12 * 2**20
 #: the oldest capture time accepted, 2000-01-01T00:00:00Z: anything older is a camera whose
 #: clock was never set

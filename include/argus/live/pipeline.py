@@ -14,41 +14,46 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from argus.detect.registry import mapped_model
 from argus.media.codec import FrameDecodeError, decode_jpeg
-from argus.live.message import DLQ_TOPIC, FrameMessage, InvalidMessage, dead_letter_headers
+from argus.live.message import MAX_MESSAGE_BYTES, FrameMessage, InvalidMessage, dead_letter_headers
 from argus.store.detections import FrameResult, result_rows
 from argus.store.writer import BackgroundWriter
+
+if TYPE_CHECKING:
+    from argus.endpoints import Endpoints
+    from argus.live.launcher import StreamJobSpec
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Everything an executor needs, shipped from the driver.
+    """Everything an executor needs, shipped from the driver: made from the job's spec and
+    endpoints by :meth:`of` (the settings' defaults live in the spec only).
 
     :param camera_models: camera id or shell pattern -> model; others run ``default_model``.
     """
 
-    kafka_bootstrap: str
-    hbase_host: str = "127.0.0.1"
-    hbase_port: int = 9090
-    hbase_admin_port: int = 9091
-    dlq_topic: str = DLQ_TOPIC
-    default_model: str = "centernet-coco"
-    camera_models: dict[str, str] = field(default_factory=dict)
-    batch_size: int = 8
+    endpoints: Endpoints
+    dlq_topic: str
+    default_model: str
+    camera_models: dict[str, str]
+    batch_size: int
     source: str = "live"
     #: threads decoding JPEG ahead of detection (PIL releases the GIL while it decodes)
     decode_threads: int = 2
 
+    @classmethod
+    def of(cls, spec: StreamJobSpec, endpoints: Endpoints) -> PipelineConfig:
+        return cls(endpoints=endpoints, dlq_topic=spec.dlq_topic, default_model=spec.default_model,
+                   camera_models=dict(spec.camera_models), batch_size=spec.batch_size)
+
     def model_for(self, camera_id: str, override: str | None) -> str:
         return override or mapped_model(camera_id, self.camera_models, self.default_model)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -219,7 +224,7 @@ def _store_for(cfg: PipelineConfig):
     if _store is None:
         from argus.store import DetectionStore
 
-        _store = DetectionStore(cfg.hbase_host, cfg.hbase_port, cfg.hbase_admin_port)
+        _store = DetectionStore.from_endpoints(cfg.endpoints)
         _store.ensure_tables()
     return _store
 
@@ -231,8 +236,8 @@ def _dlq_for(cfg: PipelineConfig):
 
         # a message not delivered within the batch's wait expires instead of going out later,
         # next to the copy the retried batch sends
-        _dlq = Producer({"bootstrap.servers": cfg.kafka_bootstrap, "acks": "all", "enable.idempotence": True,
-                         "message.max.bytes": 16 * 2**20, "message.timeout.ms": 55_000})
+        _dlq = Producer({"bootstrap.servers": cfg.endpoints.kafka_bootstrap, "acks": "all", "enable.idempotence": True,
+                         "message.max.bytes": MAX_MESSAGE_BYTES, "message.timeout.ms": 55_000})
     return _dlq
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from argus.live.message import DLQ_TOPIC, FRAMES_TOPIC
+from argus.live.message import DLQ_TOPIC, FRAMES_TOPIC, MAX_MESSAGE_BYTES
 
 FRAME_TOPIC_CONFIG = {
     # the broker stamps each frame on arrival: the "in Kafka" stage of the latency breakdown
     "message.timestamp.type": "LogAppendTime",
-    "max.message.bytes": str(16 * 2**20),
+    "max.message.bytes": str(MAX_MESSAGE_BYTES),
     "retention.ms": str(72 * 3600 * 1000),
 }
-DLQ_TOPIC_CONFIG = {"max.message.bytes": str(16 * 2**20), "retention.ms": str(14 * 86400 * 1000)}
+DLQ_TOPIC_CONFIG = {"max.message.bytes": str(MAX_MESSAGE_BYTES), "retention.ms": str(14 * 86400 * 1000)}
 
 
 def ensure_topics(bootstrap: str, frames_topic: str = FRAMES_TOPIC, dlq_topic: str = DLQ_TOPIC,

@@ -5,24 +5,11 @@ namespaces, pre-split tables and TTLs, which Thrift v1 cannot express)."""
 from __future__ import annotations
 
 from argus.process import START_MARKER
+from argus.stack.jvm import JAVA17_OPTS
 from argus.stack.service import (
     LOG4J2_STDOUT, Service, StackContext, listening, write_hadoop_xml, write_properties,
 )
 
-#: What HBase's own launcher adds for Java 17 (its bin/hbase is not on Maven Central).
-JAVA17_OPTS = (
-    "--add-opens=java.base/java.lang=ALL-UNNAMED",
-    "--add-opens=java.base/java.nio=ALL-UNNAMED",
-    "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
-    "--add-opens=java.base/jdk.internal.ref=ALL-UNNAMED",
-    "--add-opens=java.base/java.lang.reflect=ALL-UNNAMED",
-    "--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED",
-    "--add-exports=java.security.jgss/sun.security.krb5=ALL-UNNAMED",
-    "--add-exports=java.base/sun.net.dns=ALL-UNNAMED",
-    "--add-exports=java.base/sun.net.util=ALL-UNNAMED",
-    "--add-modules=jdk.unsupported",
-    "-Dorg.apache.hbase.thirdparty.io.netty.tryReflectionSetAccessible=true",
-)
 
 
 def _hbase_conf(ctx: StackContext):

@@ -21,6 +21,21 @@ from argus.config import ArgusConfig
 POMS = ("kafka", "hbase", "hdfs", "spark-kafka")
 MIN_JAVA = 17
 
+#: What HBase's own launcher (bin/hbase) adds for Java 17 (its bin/hbase is not on Maven Central).
+JAVA17_OPTS = (
+    "--add-opens=java.base/java.lang=ALL-UNNAMED",
+    "--add-opens=java.base/java.nio=ALL-UNNAMED",
+    "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.ref=ALL-UNNAMED",
+    "--add-opens=java.base/java.lang.reflect=ALL-UNNAMED",
+    "--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED",
+    "--add-exports=java.security.jgss/sun.security.krb5=ALL-UNNAMED",
+    "--add-exports=java.base/sun.net.dns=ALL-UNNAMED",
+    "--add-exports=java.base/sun.net.util=ALL-UNNAMED",
+    "--add-modules=jdk.unsupported",
+    "-Dorg.apache.hbase.thirdparty.io.netty.tryReflectionSetAccessible=true",
+)
+
 
 class SetupError(RuntimeError):
     """A prerequisite is missing or an install step failed; the message says what to do."""

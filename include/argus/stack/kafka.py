@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import subprocess
 
+from argus.live.message import MAX_MESSAGE_BYTES
 from argus.stack.jvm import SetupError
 from argus.stack.service import LOG4J2_STDOUT, Service, StackContext, listening, write_properties
-
-#: Frames are JPEGs of up to a few MB: broker limit, replica fetch and defaults sized for them.
-FRAME_MAX_BYTES = 16 * 2**20
 
 
 class KafkaService(Service):
@@ -46,8 +44,8 @@ class KafkaService(Service):
             "group.initial.rebalance.delay.ms": 0,
             # topic defaults for video frames
             "num.partitions": 6,
-            "message.max.bytes": FRAME_MAX_BYTES,
-            "replica.fetch.max.bytes": FRAME_MAX_BYTES,
+            "message.max.bytes": MAX_MESSAGE_BYTES,
+            "replica.fetch.max.bytes": MAX_MESSAGE_BYTES,
             "log.retention.hours": 72,
             "log.segment.bytes": 256 * 2**20,
             "compression.type": "producer",  # JPEG is already compressed

@@ -11,6 +11,8 @@ import thriftpy2
 from thriftpy2.rpc import make_client
 from thriftpy2.transport import TTransportException
 
+from argus.config import DEFAULT_PORTS
+
 # The IDL ships with HBase's hbase-thrift module (Apache License 2.0); a copy is kept here so
 # that any Python process can administer HBase without the HBase jars.
 _IDL = Path(__file__).with_name("hbase2.thrift")
@@ -43,7 +45,7 @@ class TableSpec:
 class HBaseAdmin:
     """:param host: / :param port: the HBase Thrift2 server."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 9091, timeout_ms: int = 60_000):
+    def __init__(self, host: str, port: int = DEFAULT_PORTS["hbase_thrift2"], timeout_ms: int = 60_000):
         self._client = make_client(hbase2.THBaseService, host, port, timeout=timeout_ms)
 
     def __enter__(self) -> HBaseAdmin:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import happybase
 
 from argus.detect.types import Detection
+from argus.config import DEFAULT_PORTS
 from argus.store import schema
 from argus.store.admin import HBaseAdmin
 
@@ -108,22 +109,30 @@ class DetectionStore:
         used only to create missing tables.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 9090, admin_port: int = 9091, pool_size: int = 2,
-                 timeout_ms: int = 60_000):
+    def __init__(self, host: str, port: int = DEFAULT_PORTS["hbase_thrift"], admin_port: int = DEFAULT_PORTS["hbase_thrift2"],
+                 pool_size: int = 2, timeout_ms: int = 60_000, admin_host: str | None = None):
+        """:param admin_host: the Thrift2 server's host; default: ``host``."""
         self.host, self.port, self.admin_port = host, port, admin_port
+        self.admin_host = admin_host or host
         self.tables = schema.tables()
         self._pool = happybase.ConnectionPool(pool_size, host=host, port=port, timeout=timeout_ms)
 
     @classmethod
-    def from_config(cls, cfg=None, **kw) -> DetectionStore:
-        from argus.config import ArgusConfig
+    def from_endpoints(cls, endpoints, **kw) -> DetectionStore:
+        """:param endpoints: an :class:`~argus.endpoints.Endpoints`."""
+        return cls(endpoints.hbase_host, endpoints.hbase_port, endpoints.hbase_admin_port,
+                   admin_host=endpoints.hbase_admin_host, **kw)
 
-        cfg = cfg or ArgusConfig()
-        return cls(cfg.host, cfg.port("hbase_thrift"), cfg.port("hbase_thrift2"), **kw)
+    @classmethod
+    def from_config(cls, cfg=None, **kw) -> DetectionStore:
+        """The local stack's store (:meth:`argus.endpoints.Endpoints.from_config`)."""
+        from argus.endpoints import Endpoints
+
+        return cls.from_endpoints(Endpoints.from_config(cfg), **kw)
 
     def ensure_tables(self) -> list[str]:
         """Create the namespace and any missing table (pre-split, with TTLs); returns those created."""
-        with HBaseAdmin(self.host, self.admin_port) as admin:
+        with HBaseAdmin(self.admin_host, self.admin_port) as admin:
             return [spec.full_name for spec in self.tables.values() if admin.create_table(spec)]
 
     def _table(self, conn, name: str):

@@ -270,8 +270,7 @@ class MajorCompactorTool:
     def from_config(cls, cfg=None, conf_dir: str | Path | None = None, **kw) -> MajorCompactorTool:
         """The local stack's Java, HBase jars and generated HBase configuration."""
         from argus.config import ArgusConfig
-        from argus.stack.jvm import classpath, find_java
-        from argus.stack.hbase import JAVA17_OPTS
+        from argus.stack.jvm import JAVA17_OPTS, classpath, find_java
 
         cfg = cfg or ArgusConfig()
         conf = Path(conf_dir) if conf_dir else cfg.conf_dir("hbase")

@@ -17,7 +17,10 @@ so it is tested on recorded progress JSON and used unchanged by the Airflow trig
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from argus.supervision.offsets import offsets_json as _offsets
 from argus.supervision.status import StreamStatus
@@ -25,7 +28,7 @@ from argus.supervision.status import StreamStatus
 HEALTHY, STARTING, DEAD, STALLED = "healthy", "starting", "dead", "stalled"
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class Thresholds:
     """Service levels of the streaming query, and when it counts as stalled.
 
@@ -37,12 +40,12 @@ class Thresholds:
     :param start_timeout_s: a launched driver must take the lease within this time.
     """
 
-    max_lag_records: int = 5000
-    max_batch_age_s: float = 120.0
-    max_batch_duration_factor: float = 5.0
-    sustain_batches: int = 5
-    stall_s: float = 600.0
-    start_timeout_s: float = 300.0
+    max_lag_records: Annotated[int, Field(ge=0, description="Kafka records behind")] = 5000
+    max_batch_age_s: Annotated[float, Field(gt=0, description="age of the last micro-batch while input is pending")] = 120.0
+    max_batch_duration_factor: Annotated[float, Field(ge=1, description="micro-batch duration / trigger interval")] = 5.0
+    sustain_batches: Annotated[int, Field(ge=1, le=20, description="batches in a row with input rate > processing rate")] = 5
+    stall_s: Annotated[float, Field(gt=0, description="no micro-batch this long while input is pending: restart")] = 600.0
+    start_timeout_s: Annotated[float, Field(gt=0, description="a launched driver must take its lease within this time")] = 300.0
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any] | None) -> Thresholds:

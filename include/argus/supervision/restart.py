@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 
 class TooManyRestarts(RuntimeError):
     """The job keeps dying: restarting it again would only hide the problem."""
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class RestartPolicy:
     """The first restart is immediate, the next ones wait ``base_s``, then ``factor`` times
     longer each time, up to ``max_delay_s``.
@@ -40,14 +43,16 @@ class RestartPolicy:
     :param repage_s: once given up, page again this often until a person acts.
     """
 
-    base_s: float = 10.0
-    factor: float = 2.0
-    max_delay_s: float = 300.0
-    max_restarts: int = 30
-    window_s: float = 3600.0
-    same_failure_limit: int = 3
-    healthy_reset_s: float = 600.0
-    repage_s: float = 1800.0
+    base_s: Annotated[float, Field(ge=0, description="wait before the second restart in a row (s)")] = 10.0
+    factor: Annotated[float, Field(ge=1, description="growth of the wait per further restart")] = 2.0
+    max_delay_s: Annotated[float, Field(ge=0, description="cap of the wait (s)")] = 300.0
+    max_restarts: Annotated[int, Field(ge=1, description="restarts within window_s before giving up (a sustained rate)")] = 30
+    window_s: Annotated[float, Field(gt=0, description="the sliding window restarts are counted in (s)")] = 3600.0
+    same_failure_limit: Annotated[int, Field(
+        ge=1, description="restarts in a row for the same recorded failure before giving up")] = 3
+    healthy_reset_s: Annotated[float, Field(
+        gt=0, description="a driver that ran this long was healthy: the history starts afresh")] = 600.0
+    repage_s: Annotated[float, Field(ge=60, description="once given up, page again this often (s)")] = 1800.0
 
     def history(self, restarts: Sequence[int | dict[str, Any]], now_ms: int,
                 healthy_s: float | None = None) -> list[dict[str, Any]]:

@@ -33,6 +33,7 @@ from typing import Any
 from thriftpy2.rpc import make_client
 from thriftpy2.transport import TTransportException
 
+from argus.config import DEFAULT_PORTS
 from argus.store.admin import HBaseAdmin, hbase2
 from argus.store.schema import tables
 
@@ -168,7 +169,7 @@ class StreamStatusStore:
     :param table: the status table.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 9091, table: str = STATUS_TABLE,
+    def __init__(self, host: str, port: int = DEFAULT_PORTS["hbase_thrift2"], table: str = STATUS_TABLE,
                  timeout_ms: int = 10_000):
         self.host, self.port, self.table, self.timeout_ms = host, port, table.encode(), timeout_ms
         self._client = None
@@ -176,10 +177,15 @@ class StreamStatusStore:
 
     @classmethod
     def from_config(cls, cfg=None, **kw) -> StreamStatusStore:
-        from argus.config import ArgusConfig
+        """The local stack's status table (:meth:`argus.endpoints.Endpoints.from_config`)."""
+        from argus.endpoints import Endpoints
 
-        cfg = cfg or ArgusConfig()
-        return cls(cfg.host, cfg.port("hbase_thrift2"), **kw)
+        return cls.from_endpoints(Endpoints.from_config(cfg), **kw)
+
+    @classmethod
+    def from_endpoints(cls, endpoints, **kw) -> StreamStatusStore:
+        """:param endpoints: an :class:`~argus.endpoints.Endpoints` (its Thrift2 server)."""
+        return cls(endpoints.hbase_admin_host, endpoints.hbase_admin_port, **kw)
 
     def ensure_table(self) -> None:
         with HBaseAdmin(self.host, self.port) as admin:

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 import happybase
 from airflow.sdk import BaseHook
 
+from argus.config import DEFAULT_PORTS
+
 if TYPE_CHECKING:
     from argus.store.maintenance import HBaseMaintenance, MaintenanceAdmin, MajorCompactorTool, RegionServerJmx
 
@@ -43,7 +45,7 @@ class HBaseHook(BaseHook):
         extra = conn.extra_dejson
         kwargs: dict[str, Any] = {
             "host": conn.host or "127.0.0.1",
-            "port": int(conn.port or 9090),
+            "port": int(conn.port or DEFAULT_PORTS["hbase_thrift"]),
             "transport": extra.get("transport", "buffered"),
             "protocol": extra.get("protocol", "binary"),
             "timeout": int(extra.get("timeout_ms", 60_000)),
@@ -78,13 +80,13 @@ class HBaseHook(BaseHook):
 
         kw = self._connection_kwargs()
         extra = self._extra()
-        return MaintenanceAdmin(extra.get("admin_host") or kw["host"], int(extra.get("admin_port", 9091)),
+        return MaintenanceAdmin(extra.get("admin_host") or kw["host"], int(extra.get("admin_port") or DEFAULT_PORTS["hbase_thrift2"]),
                                 timeout_ms=kw["timeout"])
 
     def get_region_server_jmx(self) -> RegionServerJmx:
         from argus.store.maintenance import RegionServerJmx
 
-        return RegionServerJmx(info_port=int(self._extra().get("info_port", 16030)))
+        return RegionServerJmx(info_port=int(self._extra().get("info_port") or DEFAULT_PORTS["hbase_regionserver_info"]))
 
     def get_major_compactor(self, servers: int = 1) -> MajorCompactorTool:
         """HBase's MajorCompactor in a JVM (Java and the HBase jars of the local stack).

@@ -30,10 +30,11 @@ class ArchiveReprocessOperator(BaseOperator):
     ui_color = "#e8f0fe"
 
     def __init__(self, *, since: str | None = None, until: str | None = None, cameras: Sequence[str] | None = None,
-                 model: str = "centernet-coco", rate_hz: float | str = 1.0, window_s: float | str = 10.0,
-                 executors: int | str = 2, cores_per_executor: int = 1, batch_size: int = 8,
-                 archive_root: str | None = None, resume: bool = True, spark_conn_id: str = "argus_spark",
-                 **kwargs: Any):
+                 model: str | None = None, rate_hz: float | str | None = None, window_s: float | str | None = None,
+                 executors: int | str | None = None, cores_per_executor: int | None = None,
+                 batch_size: int | None = None, archive_root: str | None = None, resume: bool = True,
+                 spark_conn_id: str = "argus_spark", **kwargs: Any):
+        """Settings left None take :class:`~argus.archive.launcher.ReprocessJobSpec`'s defaults."""
         super().__init__(**kwargs)
         self.since, self.until, self.cameras = since, until, cameras
         self.model, self.rate_hz, self.window_s = model, rate_hz, window_s
@@ -42,11 +43,12 @@ class ArchiveReprocessOperator(BaseOperator):
         self._hook = None
 
     def spec(self) -> ReprocessJobSpec:
-        return ReprocessJobSpec(archive_root=self.archive_root or None, since=self.since or None,
-                                until=self.until or None, cameras=self._camera_ids(), model=self.model,
-                                rate_hz=float(self.rate_hz), window_s=float(self.window_s),
-                                batch_size=int(self.batch_size), executors=int(self.executors),
-                                cores_per_executor=int(self.cores_per_executor), resume=self.resume)
+        """The run's spec (rendered templates are strings: the spec's validation converts them)."""
+        given = {"archive_root": self.archive_root or None, "since": self.since or None,
+                 "until": self.until or None, "cameras": self._camera_ids(), "model": self.model,
+                 "rate_hz": self.rate_hz, "window_s": self.window_s, "batch_size": self.batch_size,
+                 "executors": self.executors, "cores_per_executor": self.cores_per_executor, "resume": self.resume}
+        return ReprocessJobSpec(**{k: v for k, v in given.items() if v is not None})
 
     def _camera_ids(self) -> tuple[str, ...]:
         if isinstance(self.cameras, str):  # a rendered template: "a,b"
@@ -56,13 +58,15 @@ class ArchiveReprocessOperator(BaseOperator):
     def execute(self, context) -> dict:
         from argus_airflow.hooks.spark import ArgusSparkSubmitHook
 
+        from argus_airflow.hooks.endpoints import airflow_endpoints
+
         cfg, spec = ArgusConfig(), self.spec()
         if spec.since and spec.until and spec.since > spec.until:
             raise ValueError(f"since ({spec.since}) is after until ({spec.until})")
         self.log.info("reprocessing %s..%s, cameras %s, %s at %g Hz on %d executor(s)", spec.since, spec.until,
                       ", ".join(spec.cameras) or "all", spec.model, spec.rate_hz, spec.executors)
         self._hook = ArgusSparkSubmitHook(conn_id=self.spark_conn_id, argus_config=cfg, conf=spec.spark_conf(),
-                                          application_args=spec.args(cfg), name="argus-batch-reprocess")
+                                          application_args=spec.args(airflow_endpoints()), name="argus-batch-reprocess")
         self._hook.submit(str(cfg.root / JOB))
         summary = self._hook.result
         if summary is None:

@@ -23,6 +23,7 @@ from argus.supervision.process import driver_alive
 from argus.supervision.restart import TooManyRestarts, healthy_seconds, recorded_failure
 from argus.supervision.status import StreamStatusStore, now_ms
 from argus_airflow.notifiers import ArgusAlert, send_alert
+from argus_airflow.hooks.endpoints import airflow_endpoints
 from argus_airflow.params import StreamSettings, stream_settings
 from argus_airflow.triggers.stream_health import StreamHealthTrigger
 
@@ -153,7 +154,7 @@ class StreamSupervisorOperator(BaseOperator):
         return overrides
 
     def _store(self) -> StreamStatusStore:
-        return StreamStatusStore.from_config()
+        return StreamStatusStore.from_endpoints(airflow_endpoints())
 
     def _watch(self, settings: StreamSettings, state: dict[str, Any]) -> None:
         store = self._store()
@@ -196,12 +197,12 @@ class StreamSupervisorOperator(BaseOperator):
         """spark-submit the driver (client mode, its own session) and record the launch in ``state``."""
         from argus_airflow.hooks.spark import ArgusSparkSubmitHook
 
-        cfg, spec = ArgusConfig(), settings.spec
+        cfg, spec, endpoints = ArgusConfig(), settings.spec, airflow_endpoints()
         launch_id = f"{context['run_id']}/{context['ti'].try_number}/{uuid.uuid4().hex[:8]}"
-        job = StreamJob(spec, cfg)
+        job = StreamJob(spec, cfg, endpoints=endpoints)
         hook = ArgusSparkSubmitHook(conn_id=self.spark_conn_id, argus_config=cfg, conf=spec.spark_conf(),
                                     jars=",".join(kafka_jars(cfg)), name=f"argus-stream-detect:{spec.query_name}",
-                                    application_args=spec.args(cfg, launch_id))
+                                    application_args=spec.args(endpoints, launch_id))
         if hook._connection.get("deploy_mode") == "cluster":
             raise AirflowFailException(
                 f"connection {self.spark_conn_id} asks for cluster deploy mode: the streaming job is a Python "
@@ -214,7 +215,7 @@ class StreamSupervisorOperator(BaseOperator):
         state.update(launch_id=launch_id, launched_ms=now_ms(), launcher=launcher and {
             "host": socket.gethostname(), "pid": launcher.pid, "start": launcher.start_ticks, "boot": launcher.boot})
         self.log.info("Started streaming query %s (launch %s, spark-submit pid %s, checkpoint %s, log %s)",
-                      spec.query_name, launch_id, job.proc.pid, spec.checkpoint_location(cfg), job.log_path)
+                      spec.query_name, launch_id, job.proc.pid, spec.checkpoint_location(endpoints), job.log_path)
 
     def _restart(self, settings: StreamSettings, state: dict[str, Any], health: Health, context: Context) -> None:
         query, policy = settings.spec.query_name, settings.restart
@@ -224,7 +225,7 @@ class StreamSupervisorOperator(BaseOperator):
                                                if health.state == "stalled" else None)
         safe_at_ms = self._fence(self._store(), query, context)
         history = policy.history(self._since_stack_start(state), now, healthy_seconds(before))
-        checkpoint = settings.spec.checkpoint_location(ArgusConfig())
+        checkpoint = settings.spec.checkpoint_location(airflow_endpoints())
         details = {"query": query, "state": health.state, "reasons": "; ".join(health.reasons),
                    "checkpoint": checkpoint, "restarts_in_window": len(history), "kafka_lag": health.lag,
                    **({"failure": failure} if failure else {})}
@@ -263,7 +264,7 @@ class StreamSupervisorOperator(BaseOperator):
         given_up = state.get("given_up") or {"ms": now_ms(), "why": why, "pages": 0}
         given_up["pages"] += 1
         state["given_up"] = given_up
-        log_path = StreamJob(settings.spec, ArgusConfig()).log_path
+        log_path = StreamJob(settings.spec, ArgusConfig(), endpoints=airflow_endpoints()).log_path
         self._alert(context, f"streaming query {query} is down and no longer restarted: {why}"
                              + (f" (page {given_up['pages']})" if given_up["pages"] > 1 else ""), "critical",
                     {**details, "given_up_at_ms": given_up["ms"], "driver_log": str(log_path),
