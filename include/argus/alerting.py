@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from argus import config
 from argus.config import ArgusConfig
 
 #: channel name -> the Airflow connection that configures it, in delivery order
@@ -64,7 +65,7 @@ def undelivered(cfg: ArgusConfig | None = None, limit: int = 50) -> list[dict[st
 
 def channels_in_environment() -> list[str]:
     """Channels configured as ``AIRFLOW_CONN_<ID>`` variables, which Airflow's REST API does not list."""
-    return [name for name, conn_id in ALERT_CONNECTIONS.items() if f"AIRFLOW_CONN_{conn_id.upper()}" in os.environ]
+    return [name for name, conn_id in ALERT_CONNECTIONS.items() if config.airflow_connection_in_environment(conn_id)]
 
 
 def configured_channels(cfg: ArgusConfig | None = None) -> list[str] | None:

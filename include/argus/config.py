@@ -128,3 +128,74 @@ class ArgusConfig:
     @property
     def airflow_url(self) -> str:
         return f"http://{self.host}:{self.port('airflow_api')}"
+
+
+# ---- settings read from the environment (the one place Argus reads it) ----
+# Each ARGUS_* variable has one function here; the rest of the engine calls them. Third-party
+# programs' own variables (Keras's KERAS_BACKEND, CUDA's CUDA_VISIBLE_DEVICES, XLA's, JAVA_HOME
+# for the JVMs) are read where those libraries need them, and said so there.
+
+def variable(name: str) -> str | None:
+    """A variable the user named in a config file (a model's ``weights_env``); None if unset or empty."""
+    return os.environ.get(name) or None
+
+
+def child_environment(**extra: str) -> dict[str, str]:
+    """The environment a process Argus starts inherits: this one's, plus ``extra``."""
+    return {**os.environ, **extra}
+
+
+def model_registry_file() -> Path | None:
+    """``ARGUS_MODEL_REGISTRY``: a registry file merged over the built-in ``models.yaml``."""
+    value = os.environ.get("ARGUS_MODEL_REGISTRY")
+    return Path(value) if value else None
+
+
+def doe_dir() -> Path | None:
+    """``ARGUS_DOE_DIR``: where sweeps are kept (default: ``<state dir>/doe``)."""
+    value = os.environ.get("ARGUS_DOE_DIR")
+    return Path(value) if value else None
+
+
+def airflow_password() -> str | None:
+    """``ARGUS_AIRFLOW_PASSWORD``: the local Airflow's admin password (default: a random one)."""
+    return os.environ.get("ARGUS_AIRFLOW_PASSWORD") or None
+
+
+def java_home() -> str | None:
+    """``JAVA_HOME``, the JDK the stack's JVMs run on (default: ``java`` on PATH)."""
+    return os.environ.get("JAVA_HOME") or None
+
+
+def spark_worker_resources(default_cores: int) -> tuple[str, str]:
+    """(cores, memory) the local Spark worker offers: ``ARGUS_SPARK_WORKER_CORES`` (default:
+    ``default_cores``) and ``ARGUS_SPARK_WORKER_MEMORY`` (default 6g)."""
+    return (os.environ.get("ARGUS_SPARK_WORKER_CORES", str(default_cores)),
+            os.environ.get("ARGUS_SPARK_WORKER_MEMORY", "6g"))
+
+
+def cpu_threads_override() -> int | None:
+    """``ARGUS_CPU_THREADS``: CPU threads of each model process (default: the Spark task's cores)."""
+    value = os.environ.get("ARGUS_CPU_THREADS")
+    return max(1, int(value)) if value else None
+
+
+def set_cpu_threads(threads: int) -> None:
+    """Set ``ARGUS_CPU_THREADS`` for this process and the workers it starts (benchmarks)."""
+    os.environ["ARGUS_CPU_THREADS"] = str(threads)
+
+
+def gpu_memory_mb() -> int | None:
+    """``ARGUS_GPU_MEMORY_MB``: GPU memory each model process may take (default: on demand)."""
+    value = os.environ.get("ARGUS_GPU_MEMORY_MB")
+    return int(value) if value else None
+
+
+def mixed_precision() -> bool:
+    """``ARGUS_MIXED_PRECISION=1``: run models in float16 where the device supports it."""
+    return os.environ.get("ARGUS_MIXED_PRECISION", "0") == "1"
+
+
+def airflow_connection_in_environment(conn_id: str) -> bool:
+    """Whether connection ``conn_id`` is defined as an ``AIRFLOW_CONN_<ID>`` variable."""
+    return f"AIRFLOW_CONN_{conn_id.upper()}" in os.environ

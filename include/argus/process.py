@@ -35,6 +35,8 @@ from typing import IO
 
 import psutil
 
+from argus import config
+
 STACK_TAG = "ARGUS_STACK"
 SERVICE_TAG = "ARGUS_SERVICE"
 #: written to a daemon's log before each start (logs are appended across restarts)
@@ -191,7 +193,7 @@ def spawn_daemon(argv: Sequence[str], *, env: Mapping[str, str], log_file: Path,
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
-    full_env = {**os.environ, **env, STACK_TAG: stack_id}
+    full_env = config.child_environment(**env, **{STACK_TAG: stack_id})
     with log_file.open("ab") as log:
         log.write(b"\n" + START_MARKER + f"{service} at {time.strftime('%Y-%m-%d %H:%M:%S')}: "
                   f"{' '.join(argv)}\n".encode())

@@ -8,6 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from argus import config
 from argus.config import ArgusConfig
 from argus.stack.jvm import find_java
 
@@ -36,7 +37,7 @@ def submit_env(cfg: ArgusConfig) -> dict[str, str]:
         "SPARK_LOCAL_IP": cfg.host,
         "PYSPARK_PYTHON": str(cfg.venv_python),
         "PYSPARK_DRIVER_PYTHON": str(cfg.venv_python),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(cfg.root / "include"), os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(cfg.root / "include"), config.variable("PYTHONPATH")])),
     }
 
 
@@ -81,7 +82,7 @@ class SubmitResult:
 
 def submit(cfg: ArgusConfig, app: str | Path, args: list[str], *, timeout: float = 600, **kw) -> SubmitResult:
     """Run a Spark application to completion; parses its ``ARGUS_RESULT {json}`` line if any."""
-    proc = subprocess.run(submit_argv(cfg, app, args, **kw), env={**os.environ, **submit_env(cfg)},
+    proc = subprocess.run(submit_argv(cfg, app, args, **kw), env=config.child_environment(**submit_env(cfg)),
                           capture_output=True, text=True, timeout=timeout, cwd=cfg.root)
     output = proc.stdout + proc.stderr
     result = None

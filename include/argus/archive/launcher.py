@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from dataclasses import asdict, field, replace
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Annotated
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
-from argus import process
+from argus import config, process
 from argus.archive.layout import ARCHIVE_ROOT
 from argus.config import ArgusConfig
 from argus.detect.detector import default_model_name
@@ -107,7 +106,7 @@ class ReprocessJobSpec:
         """Start without waiting, in its own process group (stdout: the job's lines)."""
         cfg = cfg or ArgusConfig()
         log = open(log_path, "a") if log_path else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
-        return process.spawn_detached(self.argv(cfg, endpoints), env={**os.environ, **submit_env(cfg)}, cwd=cfg.root,
+        return process.spawn_detached(self.argv(cfg, endpoints), env=config.child_environment(**submit_env(cfg)), cwd=cfg.root,
                                       stdout=subprocess.PIPE, stderr=log, text=True)
 
 

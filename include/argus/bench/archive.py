@@ -16,10 +16,10 @@ efficiency between 0.85 and 1.02 from one benchmark to the next.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import time
 from pathlib import Path
 
+from argus import config
 from argus.archive.layout import put
 from argus.config import ArgusConfig
 from argus.detect.devices import cpu_threads
@@ -57,7 +57,7 @@ _worker: dict = {}
 
 
 def _init_worker(model: str, batch: int, threads: int) -> None:
-    os.environ["ARGUS_CPU_THREADS"] = str(threads)
+    config.set_cpu_threads(threads)
     import fsspec
 
     from argus.detect import Detector

@@ -8,9 +8,9 @@ machine noise (other processes, CPU frequency) hits both alike.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import time
 
+from argus import config
 from argus.detect import Detector
 from argus.detect.devices import configure_devices, framework_for
 from argus.media.images import sample_frames
@@ -58,7 +58,7 @@ def bench_detector(model: str, batch: int, seconds: float, frame_size: tuple[int
 
 
 def _bench_in_process(model: str, batch: int, seconds: float, threads: int, barrier) -> dict:
-    os.environ["ARGUS_CPU_THREADS"] = str(threads)
+    config.set_cpu_threads(threads)
     return bench_detector(model, batch, seconds, ready=barrier.wait)
 
 

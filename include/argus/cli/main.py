@@ -8,7 +8,8 @@ import os
 import sys
 import time
 
-# TensorFlow's C++ start-up chatter (oneDNN, CPU features) is noise for CLI users
+# TensorFlow's C++ start-up chatter (oneDNN, CPU features) is noise for CLI users (TensorFlow
+# reads the level from the environment when it loads)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from rich.markup import escape

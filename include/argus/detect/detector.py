@@ -7,13 +7,13 @@ Spark executors call detectors for hours, and loading is the expensive part.
 from __future__ import annotations
 
 import gc
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from argus import config
 from argus.config import ArgusConfig
 from argus.detect.frames import as_rgb
 from argus.detect.registry import ModelRegistry, ModelSpec
@@ -60,7 +60,7 @@ def model_files(spec: ModelSpec, cache: Path | None = None) -> dict[str, Path]:
 
 def _weights_path(spec: ModelSpec) -> Path:
     env = spec.options.get("weights_env")
-    path = (os.environ.get(env) if env else None) or spec.options.get("weights")
+    path = (config.variable(env) if env else None) or spec.options.get("weights")
     if not path:
         raise DetectorError(
             f"model {spec.name!r} has no weights: no {spec.family} weights ship with Argus. Point the registry "

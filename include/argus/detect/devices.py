@@ -20,6 +20,8 @@ import os
 import subprocess
 from dataclasses import dataclass
 
+from argus import config
+
 log = logging.getLogger(__name__)
 _configured: dict[str, DeviceConfig] = {}  # by framework: one process can hold TF graphs and a JAX model
 
@@ -43,9 +45,9 @@ def _spark_task():
 
 
 def cpu_threads() -> int:
-    env = os.environ.get("ARGUS_CPU_THREADS")
-    if env:
-        return max(1, int(env))
+    threads = config.cpu_threads_override()
+    if threads:
+        return threads
     task = _spark_task()
     if task is not None:
         try:
@@ -59,7 +61,7 @@ def keras_backend() -> str:
     """The Keras 3 backend this process runs models with, found as Keras finds it:
     ``KERAS_BACKEND``, else ``backend`` in ``$KERAS_HOME/keras.json`` (``~/.keras``), else
     TensorFlow."""
-    name = os.environ.get("KERAS_BACKEND", "")
+    name = os.environ.get("KERAS_BACKEND", "")  # Keras's own variables, read as Keras reads them
     if not name:
         home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
         try:
@@ -88,10 +90,11 @@ def memory_fraction(memory_mb: int, total_mb: int | None) -> float | None:
 
 
 def _first_visible_gpu() -> str:
+    # CUDA's own variable: which GPUs this process sees
     return (os.environ.get("CUDA_VISIBLE_DEVICES") or "0").split(",")[0].strip() or "0"
 
 
-def _configure_tensorflow(threads: int, memory: str | None) -> tuple[str, ...]:
+def _configure_tensorflow(threads: int, memory: int | None) -> tuple[str, ...]:
     import tensorflow as tf
 
     try:
@@ -121,7 +124,7 @@ def xla_memory_env(memory_mb: int | None, total_mb: int | None) -> dict[str, str
     return {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
 
 
-def _configure_jax(memory: str | None) -> tuple[str, ...]:
+def _configure_jax(memory: int | None) -> tuple[str, ...]:
     memory_mb = int(memory) if memory else None
     settings = xla_memory_env(memory_mb, gpu_total_mb(_first_visible_gpu()) if memory_mb else None)
     if memory_mb and "XLA_PYTHON_CLIENT_MEM_FRACTION" not in settings:
@@ -137,7 +140,7 @@ def _configure_jax(memory: str | None) -> tuple[str, ...]:
     return tuple(str(d) for d in jax.devices() if d.platform == "gpu")
 
 
-def _configure_torch(threads: int, memory: str | None) -> tuple[str, ...]:
+def _configure_torch(threads: int, memory: int | None) -> tuple[str, ...]:
     import torch
 
     torch.set_num_threads(threads)
@@ -169,16 +172,17 @@ def configure_devices(framework: str | None = None) -> DeviceConfig:
         return _configured[framework]
     task = _spark_task()
     if task is not None and "gpu" in (task.resources() or {}):
+        # the frameworks read it when they start: the GPU Spark gave this task is the only one they see
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(task.resources()["gpu"].addresses)
     threads = cpu_threads()
-    memory = os.environ.get("ARGUS_GPU_MEMORY_MB")
+    memory = config.gpu_memory_mb()
     if framework == "jax":
         gpus = _configure_jax(memory)
     elif framework == "torch":
         gpus = _configure_torch(threads, memory)
     else:
         gpus = _configure_tensorflow(threads, memory)
-    mixed = os.environ.get("ARGUS_MIXED_PRECISION", "0") == "1"
+    mixed = config.mixed_precision()
     if mixed:
         import keras
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from argus import config
 from argus.detect.types import DetectorError
 
 BUILTIN = Path(__file__).with_name("models.yaml")
@@ -88,9 +88,9 @@ class ModelRegistry:
     @classmethod
     def load(cls, *extra: Path) -> ModelRegistry:
         docs = [BUILTIN, *extra]
-        env = os.environ.get("ARGUS_MODEL_REGISTRY")
-        if env:
-            docs.append(Path(env))
+        user = config.model_registry_file()
+        if user:
+            docs.append(user)
         raw_models: dict[str, dict] = {}
         default, cameras = None, {}  # the built-in registry names the default model
         for path in docs:

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from argus import process
+from argus import config, process
 from argus.config import ArgusConfig
 from argus.doe.designs import KINDS, DesignError, Factor, make_design
 from argus.doe.model import clean
@@ -74,8 +74,7 @@ class SweepError(RuntimeError):
 
 def sweeps_dir(cfg: ArgusConfig | None = None) -> Path:
     """The parent folder of every sweep: ``ARGUS_DOE_DIR``, else ``<state dir>/doe``."""
-    env = os.environ.get("ARGUS_DOE_DIR")
-    return Path(env) if env else (cfg or ArgusConfig()).state_dir / "doe"
+    return config.doe_dir() or (cfg or ArgusConfig()).state_dir / "doe"
 
 
 def sweep_id_for(run_id: str) -> str:

@@ -9,7 +9,6 @@ that defers, a CLI that exits. Which driver runs a query is decided by its lease
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 from dataclasses import asdict, field, replace
@@ -19,7 +18,7 @@ from typing import Annotated, Literal
 from pydantic import Field, TypeAdapter
 from pydantic.dataclasses import dataclass
 
-from argus import process
+from argus import config, process
 from argus.config import ArgusConfig
 from argus.detect.detector import default_model_name
 from argus.endpoints import Endpoints
@@ -154,7 +153,7 @@ class StreamJob:
                            master=master or self.endpoints.spark_master, conf=self.spec.spark_conf())
 
     def environment(self) -> dict[str, str]:
-        return {**os.environ, **submit_env(self.cfg)}
+        return config.child_environment(**submit_env(self.cfg))
 
     def start(self, launch_id: str | None = None, argv: list[str] | None = None,
               env: dict[str, str] | None = None) -> StreamJob:

@@ -8,13 +8,13 @@ in the state dir with owner-only permissions; nothing secret is in the code or t
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
+from argus import config
 from argus.config import ArgusConfig
 from argus.stack.jvm import SetupError
 from argus.stack.service import Service, StackContext, listening
@@ -60,7 +60,7 @@ def _ensure_password(cfg: ArgusConfig) -> None:
     path = _passwords_file(cfg)
     if airflow_login(cfg):
         return
-    password = os.environ.get("ARGUS_AIRFLOW_PASSWORD") or secrets.token_urlsafe(12)
+    password = config.airflow_password() or secrets.token_urlsafe(12)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
     path.write_text(json.dumps({ADMIN_USER: password}))
@@ -178,7 +178,7 @@ class AirflowApiServerService(_AirflowComponent):
     def prepare(self, ctx: StackContext) -> None:
         cfg = ctx.cfg
         _ensure_password(cfg)
-        env = {**os.environ, **airflow_env(cfg)}
+        env = config.child_environment(**airflow_env(cfg))
         log = cfg.log_file(self.name)
         log.parent.mkdir(parents=True, exist_ok=True)
         conns = airflow_home(cfg) / "connections.json"

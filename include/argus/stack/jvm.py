@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from argus import config
 from argus.config import ArgusConfig
 
 #: The poms under include/jvm/, by name.
@@ -49,7 +50,7 @@ class Java:
 
 def find_java() -> Java:
     """The ``java`` to run services with: ``$JAVA_HOME/bin/java``, else the one on PATH (≥ 17)."""
-    home = os.environ.get("JAVA_HOME")
+    home = config.java_home()
     exe = str(Path(home) / "bin" / "java") if home else shutil.which("java")
     if not exe or not Path(exe).exists():
         raise SetupError(

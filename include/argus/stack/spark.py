@@ -10,6 +10,7 @@ import json
 import os
 import urllib.request
 
+from argus import config
 from argus.submit import spark_home, submit_env
 from argus.stack.service import Service, StackContext, listening
 
@@ -90,8 +91,7 @@ class SparkWorkerService(Service):
         # slots, not cores: every Argus job caps itself with spark.cores.max, and two slots per
         # core let executors share cores (the DOE's 3 executors on 2 cores, as the talk's shared
         # a GPU) and a reprocessing job start while the streaming job holds the machine's cores
-        cores = os.environ.get("ARGUS_SPARK_WORKER_CORES", str(worker_slots()))
-        memory = os.environ.get("ARGUS_SPARK_WORKER_MEMORY", "6g")
+        cores, memory = config.spark_worker_resources(worker_slots())
         return [str(spark_home() / "bin" / "spark-class"), self.marker,
                 "--host", cfg.host, "--cores", cores, "--memory", memory,
                 "--webui-port", str(cfg.port("spark_worker_ui")), cfg.spark_master_url]

@@ -28,7 +28,7 @@ def airflow_endpoints(*, kafka_conn_id: str = KAFKA_CONN_ID, hbase_conn_id: str 
     :param kafka_conn_id: a ``kafka`` connection (the Kafka provider's: ``bootstrap.servers``
         in its extra).
     :param hbase_conn_id: an ``hbase`` connection: host and port of the Thrift v1 server;
-        extra ``admin_host`` / ``admin_port`` for the Thrift2 server (default: same host, 9091).
+        extra ``admin_host`` / ``admin_port`` for the Thrift2 server (default: the same host, the Thrift2 port of ``DEFAULT_PORTS``).
     :param hdfs_conn_id: a ``webhdfs`` connection: host and port of WebHDFS; extra
         ``namenode_uri`` (``hdfs://host:port``; default: the same host, port 8020).
     :param spark_conn_id: a ``spark`` connection: ``spark://host`` and port, or ``local[N]``.

@@ -19,10 +19,10 @@ if TYPE_CHECKING:
 class HBaseHook(BaseHook):
     """Pooled happybase connections to an HBase Thrift server, and HBase administration.
 
-    Connection fields: host, port (default 9090); extra: ``transport`` (buffered|framed),
+    Connection fields: host, port (default: ``DEFAULT_PORTS["hbase_thrift"]``); extra: ``transport`` (buffered|framed),
     ``protocol`` (binary|compact), ``table_prefix``, ``timeout_ms``, ``pool_size``;
     for administration: ``admin_host`` / ``admin_port`` (the Thrift2 server; default: the
-    same host, port 9091),
+    same host, ``DEFAULT_PORTS["hbase_thrift2"]``),
     ``info_port`` (the region servers' info port, whose ``/jmx`` has region metrics,
     default 16030), ``hbase_conf_dir`` (an HBase client configuration for the
     ``MajorCompactor`` JVM; default: the local stack's).
@@ -121,6 +121,7 @@ class HBaseHook(BaseHook):
         return {
             "hidden_fields": ["schema", "login", "password"],
             "relabeling": {"host": "Thrift host", "port": "Thrift port"},
-            "placeholders": {"extra": '{"transport": "buffered", "protocol": "binary", "admin_port": 9091, '
-                                      '"info_port": 16030}'},
+            "placeholders": {"extra": '{"transport": "buffered", "protocol": "binary", "admin_port": '
+                                      f'{DEFAULT_PORTS["hbase_thrift2"]}, '
+                                      f'"info_port": {DEFAULT_PORTS["hbase_regionserver_info"]}}}'},
         }

@@ -8,6 +8,7 @@ from typing import Any
 
 from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
 
+from argus import config
 from argus.config import ArgusConfig
 from argus.submit import driver_conf, parse_result_line, spark_home, submit_env
 
@@ -26,7 +27,7 @@ class ArgusSparkSubmitHook(SparkSubmitHook):
     def __init__(self, *, conn_id: str = default_conn_name, argus_config: ArgusConfig | None = None,
                  conf: dict[str, Any] | None = None, env_vars: dict[str, Any] | None = None, **kwargs: Any):
         cfg = argus_config or ArgusConfig()
-        env = {**submit_env(cfg), "PATH": os.pathsep.join([str(spark_home() / "bin"), os.environ.get("PATH", "")])}
+        env = {**submit_env(cfg), "PATH": os.pathsep.join([str(spark_home() / "bin"), config.variable("PATH") or ""])}
         super().__init__(conn_id=conn_id, conf={**driver_conf(cfg), **(conf or {})},
                          env_vars={**env, **(env_vars or {})}, **kwargs)
         self.events: list[tuple[str, dict]] = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import uuid
 from collections.abc import Mapping, Sequence
@@ -13,6 +12,7 @@ from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from argus import config
 from argus.config import ArgusConfig
 from argus.process import ProcessIdentity
 from argus.submit import kafka_jars
@@ -210,7 +210,7 @@ class StreamSupervisorOperator(BaseOperator):
         # the hook builds the command (master from the connection); it does not run it: the driver
         # must outlive this task process, which ends when the task defers
         argv = hook._build_spark_submit_command(str(job.application))
-        job.start(launch_id=launch_id, argv=argv, env={**os.environ, **(hook._env or {})})
+        job.start(launch_id=launch_id, argv=argv, env=config.child_environment(**(hook._env or {})))
         launcher = ProcessIdentity.of(job.proc.pid)
         state.update(launch_id=launch_id, launched_ms=now_ms(), launcher=launcher and {
             "host": socket.gethostname(), "pid": launcher.pid, "start": launcher.start_ticks, "boot": launcher.boot})
