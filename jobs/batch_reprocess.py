@@ -27,6 +27,7 @@ from pyspark.sql import SparkSession
 
 from argus.archive.launcher import ReprocessJobSpec
 from argus.endpoints import Endpoints
+from argus.submit import json_argument
 
 from argus.archive.reprocess import (
     ArchiveReadError, ReprocessConfig, SegmentMarkers, SegmentResult, archive_fs, list_recordings, longest_first,
@@ -111,8 +112,8 @@ def summarize(results: list[SegmentResult], probe_failures: list[SegmentResult],
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--spec", required=True, type=ReprocessJobSpec.from_json, help="the job's ReprocessJobSpec, JSON")
-    p.add_argument("--endpoints", required=True, type=Endpoints.from_json, help="where the services are, JSON")
+    p.add_argument("--spec", required=True, type=json_argument(ReprocessJobSpec.from_json), help="the job's ReprocessJobSpec, JSON")
+    p.add_argument("--endpoints", required=True, type=json_argument(Endpoints.from_json), help="where the services are, JSON")
     args = p.parse_args(argv)
     spec, endpoints = args.spec, args.endpoints
 

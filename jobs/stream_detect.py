@@ -34,6 +34,7 @@ from dataclasses import replace
 from pyspark.sql import Column, DataFrame, Row, SparkSession
 
 from argus.endpoints import Endpoints
+from argus.submit import json_argument
 from argus.live.launcher import StreamJobSpec
 from argus.live.message import MAX_MESSAGE_BYTES
 
@@ -228,8 +229,8 @@ def services_answer(cfg: PipelineConfig) -> None:
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--spec", required=True, type=StreamJobSpec.from_json, help="the job's StreamJobSpec, JSON")
-    p.add_argument("--endpoints", required=True, type=Endpoints.from_json, help="where the services are, JSON")
+    p.add_argument("--spec", required=True, type=json_argument(StreamJobSpec.from_json), help="the job's StreamJobSpec, JSON")
+    p.add_argument("--endpoints", required=True, type=json_argument(Endpoints.from_json), help="where the services are, JSON")
     p.add_argument("--launch-id", default=None, help="the supervisor's id of this launch (recorded in the lease)")
     args = p.parse_args(argv)
     spec, endpoints = args.spec, args.endpoints

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -91,3 +92,15 @@ def submit(cfg: ArgusConfig, app: str | Path, args: list[str], *, timeout: float
         if parsed and parsed[0] == "ARGUS_RESULT":
             result = parsed[1]
     return SubmitResult(proc.returncode, output, result)
+
+
+def json_argument(parse):
+    """An argparse ``type`` for a job's ``--spec`` / ``--endpoints``: ``parse`` (a class's
+    ``from_json``), whose validation error (the setting named, what was wrong) is the message
+    argparse prints, not "invalid value"."""
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:  # json and pydantic errors are ValueErrors
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+    return convert

@@ -58,8 +58,13 @@ class ReprocessJobSpec:
         if self.window_s < 1 / self.rate_hz:
             raise ValueError(f"segment window {self.window_s}s is shorter than one sampling interval")
 
-    def root(self, endpoints: Endpoints) -> str:
-        return self.archive_root or f"{endpoints.hdfs_uri}{ARCHIVE_ROOT}"
+    def root(self, endpoints: Endpoints | None) -> str:
+        """The archive root: the spec's, else the stack's HDFS archive (``endpoints`` needed then)."""
+        if self.archive_root:
+            return self.archive_root
+        if endpoints is None:
+            raise ValueError("no archive_root and no endpoints to find HDFS by")
+        return f"{endpoints.hdfs_uri}{ARCHIVE_ROOT}"
 
     @classmethod
     def from_json(cls, text: str) -> ReprocessJobSpec:

@@ -117,8 +117,7 @@ class ReprocessConfig:
     @classmethod
     def of(cls, spec: ReprocessJobSpec, endpoints: Endpoints | None) -> ReprocessConfig:
         """:param endpoints: None only for a ``file://`` archive read without HBase (tests)."""
-        root = spec.archive_root or spec.root(endpoints)
-        return cls(archive_root=root, model=spec.model, rate_hz=spec.rate_hz, window_s=spec.window_s,
+        return cls(archive_root=spec.root(endpoints), model=spec.model, rate_hz=spec.rate_hz, window_s=spec.window_s,
                    batch_size=spec.batch_size, endpoints=endpoints)
 
     @property
