@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import httpx
 
@@ -61,9 +62,33 @@ class AirflowClient:
     def unpause(self, dag_id: str) -> None:
         self._json("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
-    def trigger(self, dag_id: str, conf: dict | None = None) -> dict:
-        """Trigger a run now; returns the dag run (``dag_run_id``, ``state``, ...)."""
-        return self._json("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
+    def trigger(self, dag_id: str, conf: dict | None = None, attempts: int = 3) -> dict:
+        """Trigger a run now; returns the dag run (``dag_run_id``, ``state``, ...).
+
+        The run id is chosen here, as Airflow would name a manual run, so that a retry after a
+        server error (SQLite answers a busy database with a 500) cannot start a second run:
+        if the first attempt did land, the retry gets 409 and the existing run is returned.
+
+        :param attempts: tries in all while the API answers 5xx or cannot be reached.
+        """
+        run_id = f"manual__{datetime.now(timezone.utc).isoformat()}"
+        body = {"dag_run_id": run_id, "logical_date": None, "conf": conf or {}}
+        for attempt in range(1, attempts + 1):
+            try:
+                resp = self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)
+            except httpx.TransportError as exc:
+                error = str(exc)
+            else:
+                if resp.status_code == 409 and attempt > 1:
+                    return self._json("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+                if resp.status_code < 400:
+                    return resp.json()
+                error = f"{resp.status_code} {resp.text[:500]}"
+                if resp.status_code < 500:
+                    break
+            if attempt < attempts:
+                time.sleep(2 * attempt)
+        raise AirflowAPIError(f"POST /dags/{dag_id}/dagRuns: {error}")
 
     def runs(self, dag_id: str, states: list[str] | None = None, limit: int = 100) -> list[dict]:
         """Runs of ``dag_id`` (optionally in these states)."""

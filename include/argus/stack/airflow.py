@@ -20,6 +20,7 @@ from argus.stack.jvm import SetupError
 from argus.stack.service import Service, StackContext, listening
 
 ADMIN_USER = "admin"
+SQLITE_BUSY_TIMEOUT_S = 60
 
 
 def airflow_home(cfg: ArgusConfig) -> Path:
@@ -83,7 +84,11 @@ def airflow_env(cfg: ArgusConfig) -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(_passwords_file(cfg)),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # SQLite lets one writer in at a time and makes the others wait its busy timeout,
+        # 5 s by default; on 2 cores, while the JVMs start, the dag-processor's and the
+        # scheduler's writes outlast that, and the API answered a trigger with a 500
+        # "Database error" (seen in CI). Waiting longer is all a single-host SQLite can do.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout={SQLITE_BUSY_TIMEOUT_S}",
         "AIRFLOW__API__HOST": cfg.host,
         "AIRFLOW__API__PORT": str(cfg.port("airflow_api")),
         "AIRFLOW__API__BASE_URL": api,
