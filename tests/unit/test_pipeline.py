@@ -66,7 +66,7 @@ def test_every_bad_record_gets_a_reason_and_good_ones_go_on():
                record(key=b"cam-1", value=b"", headers=good.headers()),
                record(key=b"cam-1", value=b"PNG...", headers=good.headers())]
     ready, dead = prepare(records, pipeline_cfg(), KNOWN)
-    assert [m.seq for _, m, _, _ in ready] == [1]
+    assert [r.frame.seq for r in ready] == [1]
     reasons = [(d.stage, d.reason) for d in dead]
     assert reasons[0][0] == "decode" and reasons[0][1].startswith("corrupt JPEG")
     assert reasons[1] == ("decode", "decoded 64x48 but headers say 32x24")

@@ -27,6 +27,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from argus.archive.layout import FRAME_SUFFIXES, VIDEO_SUFFIXES
+from argus.detect.batch import PendingFrame, detect_batch
 from argus.detect.devices import cpu_threads
 from argus.archive.readahead import read_ahead
 from argus.config import DEFAULT_PORTS
@@ -398,8 +399,6 @@ class SegmentMarkers:
 def process_segment(fs, segment: Segment, cfg: ReprocessConfig, detector, store) -> SegmentResult:
     """Decode, detect in batches, write; a read or decode error fails only this segment
     (what was written stays: the keys are the same when it is retried)."""
-    from argus.store.detections import FrameResult
-
     rec = segment.recording
     result = SegmentResult(segment.key, rec.path, rec.camera, "done", started_ms=int(time.time() * 1000))
     t0 = time.perf_counter()
@@ -423,20 +422,18 @@ def process_segment(fs, segment: Segment, cfg: ReprocessConfig, detector, store)
         if not batch:
             return
         read_ms = int(time.time() * 1000)
-        dets = detector.detect([f.rgb for f in batch])
-        detected_ms = int(time.time() * 1000)
-        rows = []
-        for frame, found in zip(batch, dets):
+        pending = []
+        for frame in batch:
             captured = rec.start_ms + round(frame.offset_s * 1000)
-            height, width = frame.rgb.shape[:2]
-            rows.append(FrameResult(camera_id=rec.camera, capture_ts_ms=captured, seq=frame.seq, width=width,
-                                    height=height, model=cfg.model, detections=found, source="archive",
-                                    stages={"captured": captured, "read": read_ms, "detected": detected_ms}))
-            for det in found:
+            pending.append(PendingFrame(frame.rgb, rec.camera, captured, frame.seq, "archive",
+                                        {"captured": captured, "read": read_ms}))
+        results = detect_batch(detector, cfg.model, pending)
+        writer.put(results)
+        for found in results:
+            for det in found.detections:
                 result.classes[det.class_name] = result.classes.get(det.class_name, 0) + 1
-        writer.put(rows)
-        result.frames += len(rows)
-        result.detections += sum(len(d) for d in dets)
+            result.detections += len(found.detections)
+        result.frames += len(results)
         batch.clear()
 
     try:

@@ -575,12 +575,17 @@ def main(argv: list[str] | None = None) -> int:
     from argus.detect.types import DetectorError
     from argus.stack.jvm import SetupError
     from argus.stack.manager import StackError
+    from thriftpy2.transport import TTransportException
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (SetupError, StackError, DetectorError, ValueError) as exc:
-        err.print(f"[red]argus: {exc}[/red]")
+        err.print(f"[red]argus: {escape(str(exc))}[/red]")
+        return 2
+    except TTransportException as exc:  # HBase's Thrift servers (the store, its admin)
+        err.print(f"[red]argus: HBase is unreachable: {escape(exc.message or str(exc))}. Is the stack up "
+                  "(`argus stack status`)?[/red]")
         return 2
     except KeyboardInterrupt:
         return 130

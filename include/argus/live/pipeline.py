@@ -17,8 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-import numpy as np
-
+from argus.detect.batch import PendingFrame, detect_batch
 from argus.detect.registry import mapped_model
 from argus.media.codec import FrameDecodeError, decode_jpeg
 from argus.live.message import MAX_MESSAGE_BYTES, FrameMessage, InvalidMessage, dead_letter_headers
@@ -83,10 +82,18 @@ SUMMARY_COLUMNS = ("status", "camera_id", "seq", "capture_ts_ms", "model", "dete
                    "partition", "offset", "kafka_ms", "read_ms", "detected_ms", "written_ms")
 
 
-def prepare_one(rec: KafkaRecord, cfg: PipelineConfig, known_models: set[str]
-                ) -> tuple[KafkaRecord, FrameMessage, np.ndarray, str] | DeadLetter:
-    """Validate and decode one record: (record, message, RGB frame, model) or why not. Never
-    raises for a record: whatever fails is that record's dead letter, with its stage."""
+@dataclass(frozen=True)
+class ReadyFrame:
+    """A record that passed validation and decoding: its frame waits for ``model``."""
+
+    record: KafkaRecord
+    frame: PendingFrame
+    model: str
+
+
+def prepare_one(rec: KafkaRecord, cfg: PipelineConfig, known_models: set[str]) -> ReadyFrame | DeadLetter:
+    """Validate and decode one record, or say why not. Never raises for a record: whatever
+    fails is that record's dead letter, with its stage."""
     stage = "validate"
     try:
         try:
@@ -104,7 +111,10 @@ def prepare_one(rec: KafkaRecord, cfg: PipelineConfig, known_models: set[str]
         if rgb.shape[:2] != (msg.height, msg.width):
             return DeadLetter(rec, f"decoded {rgb.shape[1]}x{rgb.shape[0]} but headers say "
                                    f"{msg.width}x{msg.height}", stage)
-        return rec, msg, rgb, model
+        frame = PendingFrame(rgb, msg.camera_id, msg.capture_ts_ms, msg.seq, cfg.source,
+                             {"captured": msg.capture_ts_ms, "kafka": rec.timestamp_ms},
+                             kafka_partition=rec.partition, kafka_offset=rec.offset)
+        return ReadyFrame(rec, frame, model)
     except Exception as exc:  # noqa: BLE001 - one record's failure, whatever it is, is its own
         return DeadLetter(rec, _failure(exc), stage)
 
@@ -113,7 +123,7 @@ def _failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:1000]
 
 
-def detect(ready, cfg: PipelineConfig, read_ms: int | Sequence[int], detector_for
+def detect(ready: Sequence[ReadyFrame], cfg: PipelineConfig, read_ms: int | Sequence[int], detector_for
            ) -> tuple[list[FrameResult], list[DeadLetter]]:
     """Batched detection per model (the talk's heterogeneous deployment in one task).
 
@@ -124,56 +134,46 @@ def detect(ready, cfg: PipelineConfig, read_ms: int | Sequence[int], detector_fo
     :param read_ms: when the records were read: one stamp for all, or one per item of ``ready``.
     """
     stamps = [read_ms] * len(ready) if isinstance(read_ms, int) else list(read_ms)
-    by_model: dict[str, list] = defaultdict(list)
+    by_model: dict[str, list[ReadyFrame]] = defaultdict(list)
     for item, stamp in zip(ready, stamps):
-        by_model[item[3]].append((*item, stamp))
+        item.frame.stages["read"] = stamp
+        by_model[item.model].append(item)
     results, dead = [], []
     for model, items in by_model.items():
-        for found_items, detections in _detect_model(model, items, detector_for, dead):
-            detected_ms = int(time.time() * 1000)
-            for (rec, msg, _, _, read), dets in zip(found_items, detections):
-                result = FrameResult(
-                    camera_id=msg.camera_id, capture_ts_ms=msg.capture_ts_ms, seq=msg.seq, width=msg.width,
-                    height=msg.height, model=model, detections=dets, source=cfg.source,
-                    stages={"captured": msg.capture_ts_ms, "kafka": rec.timestamp_ms, "read": read,
-                            "detected": detected_ms},
-                    kafka_partition=rec.partition, kafka_offset=rec.offset,
-                )
-                try:
-                    result_rows(result)
-                except Exception as exc:  # noqa: BLE001 - this frame's rows only
-                    dead.append(DeadLetter(rec, f"cannot build its HBase rows: {_failure(exc)}", "store"))
-                    continue
-                results.append(result)
+        for item, result in _detect_model(model, items, detector_for, dead):
+            try:
+                result_rows(result)
+            except Exception as exc:  # noqa: BLE001 - this frame's rows only
+                dead.append(DeadLetter(item.record, f"cannot build its HBase rows: {_failure(exc)}", "store"))
+                continue
+            results.append(result)
     return results, dead
 
 
-def _detect_model(model: str, items: list, detector_for, dead: list[DeadLetter]):
-    """(items, their detections) for the items ``model`` detects; the others go to ``dead``."""
+def _detect_model(model: str, items: list[ReadyFrame], detector_for, dead: list[DeadLetter]
+                  ) -> Iterator[tuple[ReadyFrame, FrameResult]]:
+    """(item, its result) for the items ``model`` detects; the others go to ``dead``."""
     try:
         detector = detector_for(model)
     except Exception as exc:  # noqa: BLE001 - a model that cannot load must not stop the query
-        dead.extend(DeadLetter(rec, f"model {model} failed to load: {_failure(exc)}", "detect") for rec, *_ in items)
+        dead.extend(DeadLetter(i.record, f"model {model} failed to load: {_failure(exc)}", "detect") for i in items)
         return
     try:
-        found = detector.detect([rgb for _, _, rgb, _, _ in items])
-        if len(found) != len(items):
-            raise RuntimeError(f"the model returned {len(found)} results for {len(items)} frames")
-        yield items, found
-        return
+        results = detect_batch(detector, model, [i.frame for i in items])
     except Exception as exc:  # noqa: BLE001 - find the frames it fails on, one by one
         if len(items) == 1:
-            dead.append(DeadLetter(items[0][0], f"detection failed ({model}): {_failure(exc)}", "detect"))
+            dead.append(DeadLetter(items[0].record, f"detection failed ({model}): {_failure(exc)}", "detect"))
             return
+    else:
+        yield from zip(items, results)
+        return
     for item in items:
         try:
-            found = detector.detect([item[2]])
-            if len(found) != 1:
-                raise RuntimeError(f"the model returned {len(found)} results for 1 frame")
+            [result] = detect_batch(detector, model, [item.frame])
         except Exception as exc:  # noqa: BLE001
-            dead.append(DeadLetter(item[0], f"detection failed ({model}): {_failure(exc)}", "detect"))
+            dead.append(DeadLetter(item.record, f"detection failed ({model}): {_failure(exc)}", "detect"))
             continue
-        yield [item], found
+        yield item, result
 
 
 def summary_rows(results: list[FrameResult], dead: list[DeadLetter], written_ms: int | None) -> list[dict]:
@@ -343,9 +343,9 @@ def process_stream(chunks: Iterable[Iterable[KafkaRecord]], cfg: PipelineConfig,
         if isinstance(item, DeadLetter):
             dead.append(item)
             return
-        waiting[item[3]].append((item, read_ms))
-        if len(waiting[item[3]]) >= cfg.batch_size:
-            run(item[3])
+        waiting[item.model].append((item, read_ms))
+        if len(waiting[item.model]) >= cfg.batch_size:
+            run(item.model)
 
     pending: deque = deque()
     ahead = max(2 * cfg.batch_size, 16)  # decoded frames held at most: bounded memory
