@@ -49,3 +49,31 @@ def test_login_is_required(stack, cfg):
     assert httpx.get(f"{cfg.airflow_url}/api/v2/dags", timeout=10).status_code == 401
     bad = httpx.post(f"{cfg.airflow_url}/auth/token", json={"username": "admin", "password": "wrong"}, timeout=10)
     assert bad.status_code in (401, 403)
+
+
+def test_the_console_needs_a_login_and_shows_the_cameras_table(stack, cfg, unique):
+    """The console is served by the api-server under /argus, behind the same login as the
+    REST API: no token, 401; a token, the cameras table as HBase holds it, escaped."""
+    import httpx
+
+    from argus.store import DetectionStore
+
+    camera = f"console-{unique}"
+    DetectionStore.from_config(cfg).put_camera(camera, url="<script>alert(1)</script>", latitude="48.85",
+                                               longitude="2.35", model="blazeface")
+    base = f"{cfg.airflow_url}/argus"
+    for path in ("/cameras", "/api/cameras", f"/api/cameras/{camera}", "/api/openapi.json"):
+        assert httpx.get(base + path, timeout=10).status_code == 401, path
+    user, password = airflow_login(cfg)
+    client = AirflowClient(cfg.airflow_url, user, password)
+    try:
+        auth = client._headers()
+    finally:
+        client.close()
+    one = httpx.get(f"{base}/api/cameras/{camera}", headers=auth, timeout=30)
+    assert one.status_code == 200 and one.json()["latitude"] == "48.85"
+    page = httpx.get(f"{base}/cameras", headers=auth, timeout=30)
+    assert page.status_code == 200 and camera in page.text
+    assert "<script>alert(1)" not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    bad = httpx.get(f"{base}/api/cameras/%3Cscript%3E", headers=auth, timeout=30)
+    assert bad.status_code == 422 and "is not valid" in bad.json()["detail"]
