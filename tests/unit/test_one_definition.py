@@ -37,3 +37,10 @@ def test_ports_message_limit_and_default_model_are_each_defined_once():
     assert [w.split(":")[0] for w in _where(r"16 \* 2\s*\*\*\s*20")] == ["include/argus/live/message.py"]
     model = [w.split(":")[0] for w in _where(r"[\"']centernet-coco[\"']")]
     assert model == ["include/argus/detect/centernet.py"], model  # the backend's own name; models.yaml sets the default
+
+
+def test_no_two_test_modules_share_a_name():
+    # the tests folders are not packages: pytest imports each module by its bare name, and a
+    # second module of the same name stops the whole collection (a unit run alone cannot see it)
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
