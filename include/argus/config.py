@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+#: where the Airflow api-server serves the Argus console (plugins/argus_console_plugin.py)
+CONSOLE_PATH = "/argus"
+
 #: Default loopback ports. Each can be moved with ``ARGUS_PORT_<NAME>`` (e.g. ARGUS_PORT_KAFKA).
 DEFAULT_PORTS: dict[str, int] = {
     "kafka": 9092,
@@ -128,6 +131,11 @@ class ArgusConfig:
     @property
     def airflow_url(self) -> str:
         return f"http://{self.host}:{self.port('airflow_api')}"
+
+    @property
+    def console_url(self) -> str:
+        """The Argus console, served by the Airflow api-server."""
+        return f"{self.airflow_url}{CONSOLE_PATH}"
 
 
 # ---- settings read from the environment (the one place Argus reads it) ----

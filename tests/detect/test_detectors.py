@@ -80,8 +80,8 @@ def test_missing_and_corrupt_weight_files_are_named(tmp_path, monkeypatch):
     corrupt = tmp_path / "corrupt.pb"
     corrupt.write_bytes(b"\x00not a graph" * 100)
     user = tmp_path / "models.yaml"
-    user.write_text(f"models:\n  broken-ssd:\n    family: tf-od-api\n    classes: [bg, person]\n"
-                    f"    input_size: [300, 300]\n")
+    user.write_text("models:\n  broken-ssd:\n    family: tf-od-api\n    classes: [bg, person]\n"
+                    "    input_size: [300, 300]\n")
     spec = ModelRegistry.load(user).get("broken-ssd")
     from argus.detect.ssd import SsdBackend
 

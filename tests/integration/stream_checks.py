@@ -1,8 +1,10 @@
-"""What the streaming job's integration tests share: sending frames with a plain producer,
-waiting on a running driver, reading a dead-letter topic, and the sequence numbers stored."""
+"""What the streaming job's integration tests share: sending frames with a plain producer
+(a batch, or a live feed on a thread), waiting on a running driver, reading a dead-letter
+topic, and the sequence numbers stored."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 
@@ -10,7 +12,7 @@ from confluent_kafka import Consumer, Producer
 
 from argus.media.codec import encode_jpeg
 from argus.media.images import sample_frames
-from argus.live.message import FrameMessage
+from argus.live.message import MAX_MESSAGE_BYTES, FrameMessage
 from argus.store import DetectionStore
 from argus.live.launcher import StreamJob, StreamJobSpec
 from argus.live.topics import ensure_topics
@@ -133,3 +135,36 @@ class TcpRelay:
 
     def close(self) -> None:
         self._server.close()
+
+
+class LiveFeed:
+    """Cameras sending frames with a plain producer at ``rate_hz`` each, on a thread, until
+    stopped: the stream has input through every fault (the producer buffers while Kafka is
+    down). ``sent[camera]`` counts each camera's frames (seq 0, 1, ...)."""
+
+    def __init__(self, cfg, topic: str, cameras: list[str], rate_hz: float = 2.0, size: tuple[int, int] = (48, 64)):
+        """:param size: (height, width) of the frames: the astronaut photo, scaled."""
+        self.topic, self.cameras, self.period, self.size = topic, cameras, 1 / rate_hz, size
+        self.image = encode_jpeg(sample_frames(1, size)[0])
+        # log_level 2: librdkafka's connection-refused lines while Kafka restarts are expected here
+        self.producer = Producer({"bootstrap.servers": cfg.kafka_bootstrap, "enable.idempotence": True,
+                                  "message.max.bytes": MAX_MESSAGE_BYTES, "log_level": 2})
+        self.sent = dict.fromkeys(cameras, 0)
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        height, width = self.size
+        while not self.stop_event.wait(self.period):
+            for cam in self.cameras:
+                msg = FrameMessage(cam, int(time.time() * 1000), self.sent[cam], width, height, self.image)
+                self.producer.produce(self.topic, key=msg.key, value=msg.jpeg, headers=msg.headers())
+                self.sent[cam] += 1
+            self.producer.poll(0)
+
+    def stop(self) -> int:
+        self.stop_event.set()
+        self.thread.join()
+        assert self.producer.flush(120) == 0
+        return sum(self.sent.values())

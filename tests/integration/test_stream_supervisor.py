@@ -16,9 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psutil
 import pytest
-from confluent_kafka import Producer
 from store_checks import assert_one_detection_row_per_detection
-from stream_checks import stored_seqs
+from stream_checks import LiveFeed, stored_seqs
 from test_live_pipeline import stored
 
 from argus.bench.live import driver_lines
@@ -29,7 +28,6 @@ from argus.supervision.control import stop_stream
 from argus.supervision.driver import EXIT_LEASE_HELD
 from argus.supervision.process import driver_processes
 from argus.supervision.status import StreamStatusStore
-from argus.live.message import MAX_MESSAGE_BYTES
 from argus.live.topics import ensure_topics
 
 DAG_ID = "argus_stream_detection"
@@ -103,42 +101,6 @@ def task_state(client, run_id) -> str:
 def task_log(cfg, run_id) -> str:
     folder = cfg.state_dir / "logs" / "airflow-tasks" / f"dag_id={DAG_ID}" / f"run_id={run_id}"
     return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(folder.rglob("*.log"))) if folder.exists() else ""
-
-
-class LiveFeed:
-    """Cameras sending frames with a plain producer at ``rate_hz`` each, on a thread, until
-    stopped: the stream has input through every fault (the producer buffers while Kafka is
-    down). ``sent[camera]`` counts each camera's frames (seq 0, 1, ...)."""
-
-    def __init__(self, cfg, topic: str, cameras: list[str], rate_hz: float = 2.0):
-        from argus.media.codec import encode_jpeg
-        from argus.media.images import sample_frames
-
-        self.topic, self.cameras, self.period = topic, cameras, 1 / rate_hz
-        self.image = encode_jpeg(sample_frames(1, (48, 64))[0])
-        # log_level 2: librdkafka's connection-refused lines while Kafka restarts are expected here
-        self.producer = Producer({"bootstrap.servers": cfg.kafka_bootstrap, "enable.idempotence": True,
-                                  "message.max.bytes": MAX_MESSAGE_BYTES, "log_level": 2})
-        self.sent = dict.fromkeys(cameras, 0)
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        from argus.live.message import FrameMessage
-
-        while not self.stop_event.wait(self.period):
-            for cam in self.cameras:
-                msg = FrameMessage(cam, int(time.time() * 1000), self.sent[cam], 64, 48, self.image)
-                self.producer.produce(self.topic, key=msg.key, value=msg.jpeg, headers=msg.headers())
-                self.sent[cam] += 1
-            self.producer.poll(0)
-
-    def stop(self) -> int:
-        self.stop_event.set()
-        self.thread.join()
-        assert self.producer.flush(120) == 0
-        return sum(self.sent.values())
 
 
 def _outage_alerts(receiver, service: str) -> list[dict]:

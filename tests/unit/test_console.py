@@ -1,45 +1,113 @@
-"""The console app without the api-server: what its routes answer and that pages escape."""
+"""The console app without the api-server: what its routes answer and that pages escape.
+The store is a small stand-in with DetectionStore's read methods (the integration test
+reads a real HBase)."""
 
 import pytest
 
+from argus.store.detections import StoredDetection
 
-class CamerasStore:
-    """Stands in for DetectionStore: the argus:cameras rows only."""
+NOW = 1_795_000_000_000
 
-    def __init__(self, rows):
-        self.rows = rows
+
+class ConsoleStore:
+    """Stands in for DetectionStore: cameras, latest frames, detections, user settings."""
+
+    def __init__(self, cameras, streaming=()):
+        self.rows = {cam: dict(fields) for cam, fields in cameras.items()}
+        self.streaming = set(streaming) | set(cameras)
+        self.settings, self.assigned = {}, []
+        self.detections = [StoredDetection("gate-1", NOW - 1000 * i, i, 0, 0, "person", 0.9 - i / 100,
+                                           (0.1, 0.2, 0.3, 0.6), "ssdlite-person", "live") for i in range(120)]
 
     def cameras(self):
-        return dict(self.rows)
+        return {cam: dict(fields) for cam, fields in sorted(self.rows.items())}
+
+    def live_cameras(self):
+        return sorted(self.streaming)
+
+    def assign_model(self, camera, model, by):
+        self.rows.setdefault(camera, {}).update(assigned_model=model, assigned_by=by, assigned_at_ms=str(NOW))
+        self.assigned.append((camera, model, by))
+
+    def latest(self, cameras=None):
+        return {cam: {"camera_id": cam, "capture_ts_ms": NOW, "seq": 7, "model": "blazeface", "width": 64,
+                      "height": 48, "detections": [{"class_name": "face", "score": 0.8, "box": [0.1, 0.1, 0.5, 0.5]}]}
+                for cam in (cameras or self.rows) if cam in self.rows}
+
+    def latest_jpeg(self, camera):
+        return b"\xff\xd8jpeg" if camera in self.rows else None
+
+    def recent_rate(self, camera, since_ms):
+        return 2.0, 340.0
+
+    def user_setting(self, user, name):
+        return self.settings.get((user, name))
+
+    def put_user_setting(self, user, name, value):
+        self.settings[(user, name)] = value
+
+    def search_cameras(self, cameras=None, since=None, until=None, classes=None, min_score=0.0, limit=100):
+        found = [d for d in self.detections if (not cameras or d.camera_id in cameras)
+                 and (classes is None or d.class_name in classes) and d.score >= min_score
+                 and (since is None or d.capture_ts_ms >= since) and (until is None or d.capture_ts_ms <= until)]
+        return found[:limit]
+
+    def crop(self, camera, ts, seq, index):
+        return b"\xff\xd8crop" if any(d.capture_ts_ms == ts and d.seq == seq for d in self.detections) else None
+
+    def frame(self, camera, ts, seq):
+        dets = [d for d in self.detections if d.camera_id == camera and d.capture_ts_ms == ts and d.seq == seq]
+        if not dets:
+            return None
+        return {"camera_id": camera, "capture_ts_ms": ts, "seq": seq, "width": 640, "height": 480,
+                "model": "ssdlite-person", "stages": {"captured": ts, "written": ts + 400},
+                "detections": [d.to_dict() for d in dets]}
 
 
 ROWS = {"gate-1": {"url": "rtsp://10.0.0.5/stream", "rate_hz": "2.0", "latitude": "48.85", "longitude": "2.35",
                    "model": "ssdlite-person"},
-        "<script>alert(1)</script>": {"url": "<img src=x onerror=alert(2)>", "model": "blazeface"}}
+        "lobby": {"url": "<img src=x onerror=alert(2)>", "model": "<script>alert(1)</script>"}}
+MODELS = ["blazeface", "centernet-coco", "ssdlite-person"]
 
 
 @pytest.fixture
-def client():
+def store():
+    return ConsoleStore(ROWS, streaming=["dock-7"])
+
+
+@pytest.fixture
+def client(store):
     from fastapi.testclient import TestClient
 
     from argus_airflow.console import create_app
 
-    return TestClient(create_app(lambda: CamerasStore(ROWS), authorize=False))
+    return TestClient(create_app(lambda: store, authorize=False, models=lambda: MODELS))
 
 
 def test_the_cameras_api_lists_the_table_with_coordinates(client):
     cameras = client.get("/api/cameras").json()["cameras"]
     gate = next(c for c in cameras if c["id"] == "gate-1")
-    assert gate == {"id": "gate-1", "url": "rtsp://10.0.0.5/stream", "rate_hz": "2.0", "latitude": "48.85",
-                    "longitude": "2.35", "model": "ssdlite-person"}
-    assert client.get("/api/cameras/gate-1").json()["model"] == "ssdlite-person"
+    assert (gate["latitude"], gate["longitude"], gate["model"]) == ("48.85", "2.35", "ssdlite-person")
+    assert client.get("/api/cameras/gate-1").json()["url"] == "rtsp://10.0.0.5/stream"
+    assert gate["registered"] is True
+
+
+def test_a_camera_that_streams_without_a_table_row_is_listed_and_can_get_a_model(client):
+    dock = next(c for c in client.get("/api/cameras").json()["cameras"] if c["id"] == "dock-7")
+    assert dock["registered"] is False and dock["url"] is None
+    resp = client.put("/api/cameras/dock-7/model", json={"model": "blazeface"})
+    assert resp.status_code == 200 and resp.json()["assigned_model"] == "blazeface"
+    assert "dock-7" in client.get("/cameras").text
 
 
 def test_an_unknown_camera_is_404_and_a_malformed_id_422_with_the_reason(client):
     missing = client.get("/api/cameras/gate-9")
-    assert missing.status_code == 404 and "no camera 'gate-9'" in missing.json()["detail"]
-    bad = client.get("/api/cameras/a%23b")
-    assert bad.status_code == 422 and "is not valid" in bad.json()["detail"]
+    assert missing.status_code == 404 and "no camera 'gate-9': neither in argus:cameras nor streaming" \
+        in missing.json()["detail"]
+    for bad in ("a%23b", "%3Cscript%3Ealert(1)"):
+        resp = client.get(f"/api/cameras/{bad}")
+        assert resp.status_code == 422 and "is not valid" in resp.json()["detail"]
+    assert client.get("/api/live?camera=%3Cscript%3E").status_code == 422
 
 
 def test_pages_escape_what_they_show(client):
@@ -47,20 +115,88 @@ def test_pages_escape_what_they_show(client):
     assert page.status_code == 200 and "gate-1" in page.text and "48.85" in page.text
     assert "<script>alert(1)" not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
     assert "<img src=x" not in page.text
-    assert "href='cameras'" in client.get("/").text  # relative: works behind a proxy path
+    index = client.get("/").text
+    assert "href='live'" in index and "href='search'" in index  # relative: works behind a proxy path
 
 
-def test_every_route_needs_an_airflow_login(airflow_home):
+def test_a_camera_gets_another_model_and_who_changed_it_is_recorded(client, store):
+    resp = client.put("/api/cameras/gate-1/model", json={"model": "blazeface"})
+    assert resp.status_code == 200 and resp.json()["assigned_model"] == "blazeface"
+    assert store.assigned == [("gate-1", "blazeface", "anonymous")]
+    assert resp.json()["assigned_by"] == "anonymous" and resp.json()["assigned_at_ms"] == NOW
+    unknown = client.put("/api/cameras/gate-1/model", json={"model": "yolo-v99"})
+    assert unknown.status_code == 422 and "unknown model 'yolo-v99'" in unknown.json()["detail"]
+    assert client.put("/api/cameras/gate-9/model", json={"model": "blazeface"}).status_code == 404
+    assert "2026" in client.get("/cameras").text or "anonymous" in client.get("/cameras").text
+
+
+def test_the_live_api_gives_each_camera_its_newest_frame_rate_and_latency(client):
+    live = client.get("/api/live?camera=gate-1&camera=lobby").json()["cameras"]
+    assert set(live) == {"gate-1", "lobby"}
+    assert live["gate-1"]["fps"] == 2.0 and live["gate-1"]["latency_ms"] == 340.0
+    assert live["gate-1"]["detections"][0]["class_name"] == "face"
+    image = client.get(live["gate-1"]["image"])
+    assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+    assert client.get("/api/live/gate-9/frame.jpg").status_code == 404
+    assert "live.js" in client.get("/live").text
+
+
+def test_the_layout_is_saved_per_user_and_checked(client, store):
+    assert client.get("/api/layout").json() == {"cols": 2, "rows": 2, "tiles": []}
+    saved = client.put("/api/layout", json={"cols": 4, "rows": 3, "tiles": ["gate-1", "", "lobby"]})
+    assert saved.status_code == 200
+    assert store.settings[("anonymous", "layout")] == {"cols": 4, "rows": 3, "tiles": ["gate-1", "", "lobby"]}
+    assert client.get("/api/layout").json()["cols"] == 4
+    assert client.put("/api/layout", json={"cols": 9, "rows": 1, "tiles": []}).status_code == 422
+    assert client.put("/api/layout", json={"cols": 1, "rows": 1, "tiles": ["a#b"]}).status_code == 422
+
+
+def test_search_pages_newest_first_and_refuses_bad_input_with_the_reason(client):
+    first = client.get("/api/search?camera=gate-1&cls=person&limit=50").json()
+    assert len(first["results"]) == 50 and first["more"]
+    ts = [r["capture_ts_ms"] for r in first["results"]]
+    assert ts == sorted(ts, reverse=True)
+    second = client.get("/api/search?camera=gate-1&cls=person&limit=50&page=1").json()
+    assert len(second["results"]) == 41 and not second["more"]  # 91 with a score >= 0
+    assert second["results"][0]["capture_ts_ms"] < ts[-1]
+    crop = client.get(first["results"][0]["crop"])
+    assert crop.status_code == 200 and crop.headers["content-type"] == "image/jpeg"
+    reversed_range = client.get(f"/api/search?since_ms={NOW}&until_ms={NOW - 1}")
+    assert reversed_range.status_code == 422 and "reversed" in reversed_range.json()["detail"]
+    assert client.get("/api/search?limit=201").status_code == 422
+    assert client.get("/api/search?min_score=2").status_code == 422
+    assert client.get("/api/search?camera=x%23y").status_code == 422
+
+
+def test_the_search_page_shows_crops_links_frames_and_errors(client):
+    page = client.get("/search?camera=gate-1&cls=person&min_score=0.5")
+    assert page.status_code == 200 and page.text.count("class='result'") == 41
+    assert "api/crops/gate-1/" in page.text and "href='frame/gate-1/" in page.text and "older" in page.text
+    bad = client.get("/search?since=2026-12-04T10:00&until=2026-12-04T09:00")
+    assert bad.status_code == 422 and "reversed" in bad.text
+    junk = client.get("/search?since=yesterday")
+    assert junk.status_code == 422 and "is not a time" in junk.text
+    frame_link = page.text.split("href='frame/")[1].split("'")[0]
+    frame = client.get(f"/frame/{frame_link}")
+    assert frame.status_code == 200 and "../../../api/crops/gate-1/" in frame.text and "person 0.9" in frame.text
+    assert client.get(f"/frame/gate-1/{NOW}/999").status_code == 404
+
+
+def test_every_route_needs_an_airflow_login(airflow_home, store):
     from fastapi.testclient import TestClient
 
     from argus_airflow.console import create_app
 
-    client = TestClient(create_app(lambda: CamerasStore(ROWS)))
-    for path in ("/", "/cameras", "/api/cameras", "/api/cameras/gate-1", "/api/openapi.json"):
+    client = TestClient(create_app(lambda: store))
+    for path in ("/", "/cameras", "/live", "/search", "/api/cameras", "/api/cameras/gate-1", "/api/live",
+                 "/api/layout", "/api/search", "/api/openapi.json", "/static/live.js", f"/frame/gate-1/{NOW}/0"):
         assert client.get(path).status_code == 401, path
+    assert client.put("/api/cameras/gate-1/model", json={"model": "blazeface"}).status_code == 401
+    assert not store.assigned
 
 
 def test_the_openapi_document_lists_the_json_routes(client):
     paths = client.get("/api/openapi.json").json()["paths"]
-    assert {"/api/cameras", "/api/cameras/{camera_id}"} <= set(paths)
-    assert "/cameras" not in paths
+    assert {"/api/cameras", "/api/cameras/{camera}", "/api/cameras/{camera}/model", "/api/live", "/api/search",
+            "/api/layout", "/api/frames/{camera}/{ts}/{seq}"} <= set(paths)
+    assert "/cameras" not in paths and "/live" not in paths

@@ -7,7 +7,6 @@ import copy
 import json
 from contextlib import contextmanager
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 

@@ -259,3 +259,61 @@ def test_a_dead_letter_kafka_refuses_is_sent_without_its_payload():
     assert by_source[b"argus.frames/0/8"] == (b"PNG", "not a JPEG")
     value, reason = by_source[b"argus.frames/0/7"]
     assert value == b"" and reason.startswith("corrupt JPEG (payload of 502 bytes and the original headers not kept")
+
+
+def test_a_model_given_in_the_console_wins_over_the_header_and_the_mapping():
+    cfg = pipeline_cfg(camera_models={"gate-*": "ssdlite-person"})
+    assert cfg.model_for("gate-1", "centernet-coco", {"gate-1": "blazeface"}) == "blazeface"
+    assert cfg.model_for("gate-2", "centernet-coco", {"gate-1": "blazeface"}) == "centernet-coco"
+    assert cfg.model_for("gate-2", None, {}) == "ssdlite-person"
+    ready = prepare_one(record(frame_msg(camera="gate-1")), cfg, KNOWN, {"gate-1": "blazeface"})
+    assert ready.model == "blazeface"
+    unknown = prepare_one(record(frame_msg(camera="gate-1")), cfg, KNOWN, {"gate-1": "gone-model"})
+    assert isinstance(unknown, DeadLetter) and unknown.reason == "unknown model 'gone-model'"
+
+
+def test_given_models_are_reread_after_their_ttl_and_kept_while_hbase_is_down():
+    from argus.live.pipeline import AssignedModels
+
+    now, answers = [0.0], [{"a": "blazeface"}, ConnectionError("Thrift down"), {"a": "centernet-coco"}]
+
+    def read():
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    models = AssignedModels(read, ttl_s=5, clock=lambda: now[0])
+    assert models.get() == {"a": "blazeface"}
+    now[0] = 4.9
+    assert models.get() == {"a": "blazeface"} and len(answers) == 2  # not re-read yet
+    now[0] = 5.0
+    assert models.get() == {"a": "blazeface"}  # HBase down: the last mapping stays
+    now[0] = 10.0
+    assert models.get() == {"a": "centernet-coco"}
+
+
+def test_stored_frames_carry_crops_and_one_live_frame_per_camera(monkeypatch):
+    from argus.store.detections import result_rows
+
+    monkeypatch.setattr("argus.live.pipeline._images", {})
+    cfg = pipeline_cfg(batch_size=4, crop_px=32, live_view_px=40)
+    records = [record(frame_msg(camera="a", seq=i), offset=i) for i in range(4)]
+    store = MemoryStore()
+    process_stream([records], cfg, detector_for=FakeDetector, store=store, dead_letters=lambda d: None,
+                   known_models=KNOWN)
+    [(results, _)] = store.writes
+    assert all(r.image is None for r in results)  # the decoded frames are let go once written
+    assert all(len(r.crops) == 1 and r.crops[0][:2] == b"\xff\xd8" for r in results)
+    live = [r for r in results if r.thumbnail]
+    assert [r.seq for r in live] == [3]  # the newest of the batch
+    from argus.media.codec import decode_jpeg
+
+    assert decode_jpeg(live[0].thumbnail).shape[1] == 40 and decode_jpeg(results[0].crops[0]).shape[0] <= 32
+    tables = [table for table, _, _ in result_rows(live[0], 123)]
+    assert tables.count("live") == 1
+    # a second batch within the second makes no live frame: at most one a second per camera
+    store2 = MemoryStore()
+    process_stream([[record(frame_msg(camera="a", seq=9), offset=9)]], cfg, detector_for=FakeDetector, store=store2,
+                   dead_letters=lambda d: None, known_models=KNOWN)
+    assert not store2.writes[0][0][0].thumbnail

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from argus.archive.readahead import read_ahead
+from argus.store.detections import FrameResult
 from argus.store.writer import BackgroundWriter
 
 
@@ -71,22 +72,33 @@ class SlowStore:
         self.batches.append((results, written_ms))
 
 
+def _result(seq: int) -> FrameResult:
+    return FrameResult("cam", 1_700_000_000_000 + seq, seq, 4, 4, "m", [], image=object())
+
+
+def _seqs(batches) -> list[list[int]]:
+    return [[r.seq for r in results] for results, _ in batches]
+
+
 def test_the_writer_keeps_batch_order_and_stamps_each_write():
     store = SlowStore()
-    writer = BackgroundWriter(store, depth=2)
+    prepared = []
+    writer = BackgroundWriter(store, depth=2, prepare=lambda results: prepared.extend(r.seq for r in results))
     for i in range(10):
-        writer.put([i])
+        writer.put([_result(i)])
     writer.put([])
     writer.close()
-    assert [r for r, _ in store.batches] == [[i] for i in range(10)]
+    assert _seqs(store.batches) == [[i] for i in range(10)] and prepared == list(range(10))
     assert all(stamp for _, stamp in store.batches) and writer.written == store.batches
+    # the decoded frames are let go once written: a task's summary keeps its results
+    assert all(r.image is None for results, _ in store.batches for r in results)
 
 
 def test_a_write_error_is_raised_by_close_and_later_batches_are_not_written():
     store = SlowStore(fail_on=3)
     writer = BackgroundWriter(store, depth=2, stamp=False)
     for i in range(10):
-        writer.put([i])
+        writer.put([_result(i)])
     with pytest.raises(ConnectionError, match="reset"):
         writer.close()
-    assert [r for r, _ in store.batches] == [[0], [1], [2]] and store.batches[0][1] is None
+    assert _seqs(store.batches) == [[0], [1], [2]] and store.batches[0][1] is None

@@ -16,6 +16,7 @@ from argus.archive.layout import ARCHIVE_ROOT
 from argus.config import ArgusConfig
 from argus.detect.detector import default_model_name
 from argus.endpoints import Endpoints
+from argus.store.crops import DEFAULT_CROP_PX
 from argus.live.launcher import MAX_EXECUTORS, MEMORY_PATTERN
 from argus.submit import SubmitResult, parse_result_line, submit, submit_argv, submit_env
 
@@ -47,6 +48,9 @@ class ReprocessJobSpec:
     window_s: Annotated[float, Field(description="segment length (s): the unit of work and resume",
                                      ge=1, le=3600)] = 10.0
     batch_size: Annotated[int, Field(description="frames per detector call", ge=1, le=64)] = 8
+    crop_px: Annotated[int, Field(
+        description="a crop JPEG of each detection is stored (c:jpg), at most this many pixels a side; 0: none",
+        ge=0, le=512)] = DEFAULT_CROP_PX
     executors: Annotated[int, Field(description="Spark executors (one core each)", ge=1, le=MAX_EXECUTORS)] = 2
     cores_per_executor: Annotated[int, Field(description="cores of each executor", ge=1, le=64)] = 1
     executor_memory: Annotated[str, Field(description="memory of each executor, e.g. 2g",

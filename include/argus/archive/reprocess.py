@@ -32,6 +32,7 @@ from argus.detect.devices import cpu_threads
 from argus.archive.readahead import read_ahead
 from argus.config import DEFAULT_PORTS
 from argus.live.message import check_camera_id
+from argus.store.crops import ImageMaker
 from argus.store.writer import BackgroundWriter
 
 if TYPE_CHECKING:
@@ -114,12 +115,13 @@ class ReprocessConfig:
     batch_size: int
     endpoints: Endpoints | None = None
     hdfs_user: str | None = None
+    crop_px: int = 0
 
     @classmethod
     def of(cls, spec: ReprocessJobSpec, endpoints: Endpoints | None) -> ReprocessConfig:
         """:param endpoints: None only for a ``file://`` archive read without HBase (tests)."""
         return cls(archive_root=spec.root(endpoints), model=spec.model, rate_hz=spec.rate_hz, window_s=spec.window_s,
-                   batch_size=spec.batch_size, endpoints=endpoints)
+                   batch_size=spec.batch_size, endpoints=endpoints, crop_px=spec.crop_px)
 
     @property
     def webhdfs_url(self) -> str | None:
@@ -409,7 +411,7 @@ def process_segment(fs, segment: Segment, cfg: ReprocessConfig, detector, store)
         return result
     batch: list[DecodedFrame] = []
     # writing to HBase is a wait: it overlaps the model's work
-    writer = BackgroundWriter(store, stamp=False)
+    writer = BackgroundWriter(store, stamp=False, prepare=ImageMaker(cfg.crop_px) if cfg.crop_px else None)
     # decoding takes the task's cores as the model does: with one core, a decoder thread
     # running ahead would only take turns with the model on it, and with one executor per
     # core it takes a core from the next executor (measured: 2 executors ran at 1.6 x 1)

@@ -153,6 +153,7 @@ def run_demo(console: Console, measure_s: float = 30.0, wait_s: float = 600.0) -
     user, password = airflow_login(cfg)
     console.print(f"The run in the Airflow UI: [bold]{cfg.airflow_url}/dags/{STREAM_DAG}/runs/{run_id}[/bold] "
                   f"(login {user} / {password})")
+    console.print(f"The Argus console (live wall, search, cameras): [bold]{cfg.console_url}/live[/bold]")
     console.print("The streaming job keeps running under its supervisor; stop everything with "
                   "[bold].venv/bin/argus stack down[/bold] (or make down)")
     return 0 if summary["frames"] else 1

@@ -38,7 +38,8 @@ class PendingFrame:
 
 def detect_batch(detector, model: str, frames: Sequence[PendingFrame]) -> list[FrameResult]:
     """Detect ``frames`` in one call of ``detector`` (anything with ``detect(list of RGB)``)
-    and make their results, stamped ``detected``. Raises what the model raises, and
+    and make their results, stamped ``detected`` (each keeps its frame as ``image`` for the
+    writer's crops and live frame). Raises what the model raises, and
     RuntimeError if it answers for a different number of frames: the caller decides whether
     that fails one record (live) or one segment (archive)."""
     found = detector.detect([f.rgb for f in frames])
@@ -48,7 +49,7 @@ def detect_batch(detector, model: str, frames: Sequence[PendingFrame]) -> list[F
     return [FrameResult(camera_id=f.camera_id, capture_ts_ms=f.capture_ts_ms, seq=f.seq, width=f.rgb.shape[1],
                         height=f.rgb.shape[0], model=model, detections=dets, source=f.source,
                         stages={**f.stages, "detected": detected_ms}, kafka_partition=f.kafka_partition,
-                        kafka_offset=f.kafka_offset)
+                        kafka_offset=f.kafka_offset, image=f.rgb)
             for f, dets in zip(frames, found)]
 
 

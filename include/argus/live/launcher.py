@@ -23,6 +23,7 @@ from argus.config import ArgusConfig
 from argus.detect.detector import default_model_name
 from argus.endpoints import Endpoints
 from argus.live.message import DLQ_TOPIC, FRAMES_TOPIC
+from argus.store.crops import DEFAULT_CROP_PX, DEFAULT_LIVE_VIEW_PX
 from argus.submit import submit_argv, submit_env
 
 
@@ -56,6 +57,12 @@ class StreamJobSpec:
         "camera id (from the camera registry) or pattern with * -> model; other cameras run the default model"
     )] = field(default_factory=dict)
     batch_size: Annotated[int, _setting("frames per detector call", ge=1, le=64)] = 8
+    crop_px: Annotated[int, _setting(
+        "a crop JPEG of each detection is stored (c:jpg), at most this many pixels a side; 0: none",
+        ge=0, le=512)] = DEFAULT_CROP_PX
+    live_view_px: Annotated[int, _setting(
+        "each camera's newest frame is kept once a second (argus:live, the console's live wall), at most this "
+        "wide; 0: not kept", ge=0, le=1920)] = DEFAULT_LIVE_VIEW_PX
     max_offsets_per_trigger: Annotated[int, _setting("most Kafka records per micro-batch", ge=1, le=100_000)] = 200
     trigger_seconds: Annotated[float, _setting("micro-batch trigger interval (s)", ge=0.2, le=60)] = 1.0
     starting_offsets: Annotated[Literal["earliest", "latest"], _setting(

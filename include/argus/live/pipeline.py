@@ -10,9 +10,10 @@ idle. Returns one summary row per record so that the driver can account for ever
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -22,11 +23,18 @@ from argus.detect.registry import mapped_model
 from argus.media.codec import FrameDecodeError, decode_jpeg
 from argus.live.message import MAX_MESSAGE_BYTES, FrameMessage, InvalidMessage, dead_letter_headers
 from argus.store.detections import FrameResult, result_rows
+from argus.store.crops import ImageMaker
 from argus.store.writer import BackgroundWriter
 
 if TYPE_CHECKING:
     from argus.endpoints import Endpoints
     from argus.live.launcher import StreamJobSpec
+
+
+log = logging.getLogger(__name__)
+
+#: how often each executor process re-reads the camera models given in the console
+ASSIGNED_MODELS_TTL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,8 @@ class PipelineConfig:
     default_model: str
     camera_models: dict[str, str]
     batch_size: int
+    crop_px: int = 0
+    live_view_px: int = 0
     source: str = "live"
     #: threads decoding JPEG ahead of detection (PIL releases the GIL while it decodes)
     decode_threads: int = 2
@@ -49,10 +59,14 @@ class PipelineConfig:
     @classmethod
     def of(cls, spec: StreamJobSpec, endpoints: Endpoints) -> PipelineConfig:
         return cls(endpoints=endpoints, dlq_topic=spec.dlq_topic, default_model=spec.default_model,
-                   camera_models=dict(spec.camera_models), batch_size=spec.batch_size)
+                   camera_models=dict(spec.camera_models), batch_size=spec.batch_size, crop_px=spec.crop_px,
+                   live_view_px=spec.live_view_px)
 
-    def model_for(self, camera_id: str, override: str | None) -> str:
-        return override or mapped_model(camera_id, self.camera_models, self.default_model)
+    def model_for(self, camera_id: str, override: str | None, assigned: Mapping[str, str] | None = None) -> str:
+        """The model of a frame: the one given to its camera in the console (``assigned``),
+        else the frame's own ``model`` header, else the job's camera mapping, else the default."""
+        return (assigned or {}).get(camera_id) or override or mapped_model(camera_id, self.camera_models,
+                                                                           self.default_model)
 
 
 @dataclass(frozen=True)
@@ -91,16 +105,19 @@ class ReadyFrame:
     model: str
 
 
-def prepare_one(rec: KafkaRecord, cfg: PipelineConfig, known_models: set[str]) -> ReadyFrame | DeadLetter:
+def prepare_one(rec: KafkaRecord, cfg: PipelineConfig, known_models: set[str],
+                assigned: Mapping[str, str] | None = None) -> ReadyFrame | DeadLetter:
     """Validate and decode one record, or say why not. Never raises for a record: whatever
-    fails is that record's dead letter, with its stage."""
+    fails is that record's dead letter, with its stage.
+
+    :param assigned: camera -> model given in the console (:class:`AssignedModels`)."""
     stage = "validate"
     try:
         try:
             msg = FrameMessage.from_kafka(rec.key, rec.value, rec.headers)
         except InvalidMessage as exc:
             return DeadLetter(rec, exc.reason, stage)
-        model = cfg.model_for(msg.camera_id, msg.model)
+        model = cfg.model_for(msg.camera_id, msg.model, assigned)
         if model not in known_models:
             return DeadLetter(rec, f"unknown model {model!r}", stage)
         stage = "decode"
@@ -214,9 +231,53 @@ def tally(rows: Iterable[dict]) -> list[dict]:
 READ_STATUS = "read"
 
 
+class AssignedModels:
+    """Camera -> model given in the console (``argus:cameras``, ``i:assigned_model``), read
+    at most every ``ttl_s``: a change reaches the running job within a few micro-batches,
+    without a restart. While HBase does not answer, the last mapping read stays.
+
+    :param read: returns the mapping (:meth:`DetectionStore.assigned_models`).
+    """
+
+    def __init__(self, read: Callable[[], dict[str, str]], ttl_s: float = ASSIGNED_MODELS_TTL_S,
+                 clock: Callable[[], float] = time.monotonic):
+        self.read, self.ttl_s, self.clock = read, ttl_s, clock
+        self._mapping: dict[str, str] = {}
+        self._read_at: float | None = None
+
+    def get(self) -> dict[str, str]:
+        now = self.clock()
+        if self._read_at is None or now - self._read_at >= self.ttl_s:
+            self._read_at = now
+            try:
+                self._mapping = dict(self.read())
+            except Exception as exc:  # noqa: BLE001 - the frames go on with the last mapping
+                log.warning("camera models given in the console not read (%s); keeping the last ones", exc)
+        return self._mapping
+
+
 # ---- per-process resources (one per Python worker, reused across tasks and batches) ----
 _store = None
 _dlq = None
+_assigned: AssignedModels | None = None
+_images: dict[tuple[int, int], ImageMaker] = {}
+
+
+def _assigned_for(cfg: PipelineConfig) -> AssignedModels:
+    global _assigned
+    if _assigned is None:
+        _assigned = AssignedModels(lambda: _store_for(cfg).assigned_models())
+    return _assigned
+
+
+def _images_for(cfg: PipelineConfig) -> ImageMaker | None:
+    """The process's crop and live-frame maker (its live-frame throttle spans tasks)."""
+    if not (cfg.crop_px or cfg.live_view_px):
+        return None
+    key = (cfg.crop_px, cfg.live_view_px)
+    if key not in _images:
+        _images[key] = ImageMaker(cfg.crop_px, cfg.live_view_px)
+    return _images[key]
 
 
 def _store_for(cfg: PipelineConfig):
@@ -306,7 +367,8 @@ def _about_the_message(err) -> bool:
 
 
 def process_stream(chunks: Iterable[Iterable[KafkaRecord]], cfg: PipelineConfig, *, detector_for=None,
-                   store=None, dead_letters=None, known_models: set[str] | None = None) -> list[dict]:
+                   store=None, dead_letters=None, known_models: set[str] | None = None,
+                   assigned: Mapping[str, str] | None = None) -> list[dict]:
     """Validate, decode, detect, store and dead-letter a task's records, the stages overlapped:
     JPEG decoding runs ahead of detection on :attr:`PipelineConfig.decode_threads` threads,
     each model detects as soon as it has a full batch, and HBase writes go on a writer
@@ -316,6 +378,8 @@ def process_stream(chunks: Iterable[Iterable[KafkaRecord]], cfg: PipelineConfig,
     :param detector_for: model name -> Detector (default: the process's cached models).
     :param store: where frames go (default: the process's :class:`DetectionStore`).
     :param dead_letters: sends a list of DeadLetter and waits (default: the DLQ producer).
+    :param assigned: camera -> model given in the console (default: read from the
+        process's store every few seconds; none with a store passed in).
     :return: one summary row per record.
     """
     if detector_for is None:
@@ -328,7 +392,9 @@ def process_stream(chunks: Iterable[Iterable[KafkaRecord]], cfg: PipelineConfig,
 
         known_models = set(default_registry().models)
     send = dead_letters or (lambda dead: send_dead_letters(dead, cfg))
-    writer = BackgroundWriter(store if store is not None else _store_for(cfg))
+    if assigned is None:
+        assigned = _assigned_for(cfg).get() if store is None else {}
+    writer = BackgroundWriter(store if store is not None else _store_for(cfg), prepare=_images_for(cfg))
     waiting: dict[str, list] = defaultdict(list)  # model -> [(item, read_ms)] not yet detected
     dead: list[DeadLetter] = []
 
@@ -354,7 +420,7 @@ def process_stream(chunks: Iterable[Iterable[KafkaRecord]], cfg: PipelineConfig,
             for chunk in chunks:
                 read_ms = int(time.time() * 1000)
                 for rec in chunk:
-                    pending.append((pool.submit(prepare_one, rec, cfg, known_models), read_ms))
+                    pending.append((pool.submit(prepare_one, rec, cfg, known_models, assigned), read_ms))
                     while len(pending) > ahead:
                         settle(*pending.popleft())
             while pending:

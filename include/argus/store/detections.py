@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import heapq
+import json
+import statistics
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import happybase
 
@@ -34,6 +37,10 @@ class FrameResult:
     kafka_partition: int | None = None
     kafka_offset: int | None = None
     crops: Sequence[bytes | None] | None = None
+    #: the frame as the camera's live frame (a small JPEG), if it is one (argus:live)
+    thumbnail: bytes | None = None
+    #: the decoded frame, until the writer has made the crops and live frame from it
+    image: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,28 @@ def result_rows(result: FrameResult, written_ms: int | None = None) -> list[tupl
     if written_ms is not None:
         cells.setdefault(b"t:written", _s(written_ms))
     rows.append(("frames", schema.frame_key(result.camera_id, result.capture_ts_ms, result.seq), cells))
+    if result.thumbnail:
+        rows.append(("live", schema.check_camera_id(result.camera_id).encode(), live_cells(result, written_ms)))
     return rows
+
+
+def live_cells(result: FrameResult, written_ms: int | None = None) -> dict[bytes, bytes]:
+    """The camera's ``argus:live`` row: its newest frame (a small JPEG) and what was found in it."""
+    stages = {**result.stages, **({"written": written_ms} if written_ms is not None else {})}
+    dets = [{"class_name": d.class_name, "score": round(float(d.score), 4), "box": [round(float(v), 5) for v in d.box]}
+            for d in result.detections]
+    return {b"l:jpg": result.thumbnail, b"l:ts": _s(result.capture_ts_ms), b"l:seq": _s(result.seq),
+            b"l:model": result.model.encode(), b"l:w": _s(result.width), b"l:h": _s(result.height),
+            b"l:dets": json.dumps(dets).encode(), b"l:stages": json.dumps(stages).encode()}
+
+
+def _live(key: bytes, data: dict[bytes, bytes]) -> dict[str, Any]:
+    return {"camera_id": key.decode(), "capture_ts_ms": int(data[b"l:ts"]), "seq": int(data[b"l:seq"]),
+            "model": data[b"l:model"].decode(), "width": int(data[b"l:w"]), "height": int(data[b"l:h"]),
+            "detections": json.loads(data[b"l:dets"]), "stages": json.loads(data[b"l:stages"])}
+
+
+_LIVE_FACTS = [b"l:ts", b"l:seq", b"l:model", b"l:w", b"l:h", b"l:dets", b"l:stages"]
 
 
 def _parse(row: dict[bytes, bytes]) -> StoredDetection:
@@ -155,9 +183,10 @@ class DetectionStore:
         stamp = written_ms or int(time.time() * 1000)
         rows = [row for r in results for row in result_rows(r, stamp)]
         with self._pool.connection() as conn:
-            frames, dets = self._table(conn, "frames"), self._table(conn, "detections")
-            with dets.batch(batch_size=1000) as dbatch, frames.batch(batch_size=1000) as fbatch:
-                batches = {"frames": fbatch, "detections": dbatch}
+            frames, dets, live = (self._table(conn, name) for name in ("frames", "detections", "live"))
+            with dets.batch(batch_size=1000) as dbatch, frames.batch(batch_size=1000) as fbatch, \
+                    live.batch(batch_size=100) as lbatch:
+                batches = {"frames": fbatch, "detections": dbatch, "live": lbatch}
                 for table, key, cells in rows:
                     batches[table].put(key, cells)
         return len(results)
@@ -214,6 +243,89 @@ class DetectionStore:
         schema.check_camera_id(camera_id)
         with self._pool.connection() as conn:
             self._table(conn, "cameras").put(camera_id.encode(), {f"i:{k}".encode(): _s(v) for k, v in info.items()})
+
+    def search_cameras(self, cameras: Sequence[str] | None = None, **kw) -> list[StoredDetection]:
+        """:meth:`search` over several cameras (None: all), merged newest first."""
+        if not cameras:
+            return self.search(None, **kw)
+        key = lambda d: (-d.capture_ts_ms, d.camera_id, d.seq, d.index)  # noqa: E731
+        merged = heapq.merge(*[self.search(cam, **kw) for cam in dict.fromkeys(cameras)], key=key)
+        return [d for _, d in zip(range(kw.get("limit", 100)), merged)]
+
+    def crop(self, camera: str, ts_ms: int, seq: int, index: int) -> bytes | None:
+        """The crop JPEG of one detection (``c:jpg``), None if none was stored."""
+        with self.table("detections") as table:
+            return table.row(schema.detection_key(camera, ts_ms, seq, index), columns=[b"c:jpg"]).get(b"c:jpg")
+
+    def frame(self, camera: str, ts_ms: int, seq: int) -> dict[str, Any] | None:
+        """One frame: size, model, stage times and its detections; None if not stored."""
+        key = schema.frame_key(camera, ts_ms, seq)
+        with self._pool.connection() as conn:
+            row = self._table(conn, "frames").row(key)
+            if not row:
+                return None
+            dets = [_parse(data) for _, data in self._table(conn, "detections").scan(
+                row_prefix=key + schema.SEP.encode(), columns=[b"d"])]
+        stages = {k.decode()[2:]: int(v) for k, v in row.items() if k.startswith(b"t:")}
+        return {"camera_id": camera, "capture_ts_ms": ts_ms, "seq": seq, "width": int(row.get(b"f:w", 0)),
+                "height": int(row.get(b"f:h", 0)), "model": row.get(b"f:model", b"").decode(),
+                "source": row.get(b"f:src", b"").decode(), "stages": stages,
+                "detections": sorted((d.to_dict() for d in dets), key=lambda d: d["index"])}
+
+    def latest(self, cameras: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+        """The newest live frame of each camera (None: every camera that has one), without
+        its JPEG: capture time, seq, model, size, detections, stage times."""
+        with self.table("live") as table:
+            if cameras:
+                rows = table.rows([schema.check_camera_id(c).encode() for c in cameras], columns=_LIVE_FACTS)
+            else:
+                rows = table.scan(columns=_LIVE_FACTS)
+            return {key.decode(): _live(key, data) for key, data in rows if b"l:ts" in data}
+
+    def live_cameras(self) -> list[str]:
+        """The cameras that have a live frame (argus:live, kept a day), in id order: the
+        cameras that stream, whether or not ``argus:cameras`` has them."""
+        with self.table("live") as table:
+            return [key.decode() for key, _ in table.scan(columns=[b"l:ts"], filter=b"KeyOnlyFilter()")]
+
+    def latest_jpeg(self, camera: str) -> bytes | None:
+        """The newest live frame of a camera, a small JPEG."""
+        with self.table("live") as table:
+            return table.row(schema.check_camera_id(camera).encode(), columns=[b"l:jpg"]).get(b"l:jpg")
+
+    def recent_rate(self, camera: str, since_ms: int) -> tuple[float | None, float | None]:
+        """(frames/s, median capture -> written latency in ms) of the frames of ``camera``
+        captured since ``since_ms``; None where there are too few frames to tell."""
+        start, stop = schema.time_range(camera, since_ms, None)
+        with self.table("frames") as table:
+            rows = [data for _, data in table.scan(row_start=start, row_stop=stop,
+                                                    columns=[b"t:captured", b"t:written"])]
+        captured = sorted(int(r[b"t:captured"]) for r in rows if b"t:captured" in r)
+        latency = [int(r[b"t:written"]) - int(r[b"t:captured"]) for r in rows if b"t:written" in r and b"t:captured" in r]
+        fps = (len(captured) - 1) * 1000 / (captured[-1] - captured[0]) if len(captured) > 2 and captured[-1] > captured[0] \
+            else None
+        return fps, (statistics.median(latency) if latency else None)
+
+    def assign_model(self, camera: str, model: str, by: str) -> None:
+        """Give a camera a model (the streaming job's executors pick it up within seconds),
+        recording who and when (``i:assigned_model``, ``i:assigned_by``, ``i:assigned_at_ms``)."""
+        self.put_camera(camera, assigned_model=model, assigned_by=by, assigned_at_ms=int(time.time() * 1000))
+
+    def assigned_models(self) -> dict[str, str]:
+        """Camera -> the model given to it by :meth:`assign_model`."""
+        with self.table("cameras") as table:
+            return {key.decode(): data[b"i:assigned_model"].decode()
+                    for key, data in table.scan(columns=[b"i:assigned_model"]) if data.get(b"i:assigned_model")}
+
+    def user_setting(self, user: str, name: str) -> Any:
+        """A console setting of a user (JSON), None if never saved."""
+        with self.table("console") as table:
+            value = table.row(user.encode(), columns=[f"u:{name}".encode()]).get(f"u:{name}".encode())
+        return json.loads(value) if value else None
+
+    def put_user_setting(self, user: str, name: str, value: Any) -> None:
+        with self.table("console") as table:
+            table.put(user.encode(), {f"u:{name}".encode(): json.dumps(value).encode()})
 
     def cameras(self) -> dict[str, dict[str, str]]:
         """Every row of ``argus:cameras``: camera id -> its fields, in id order."""

@@ -22,6 +22,8 @@ SEP = "#"
 
 DETECTIONS_TTL_S = 90 * 86400
 FRAMES_TTL_S = 30 * 86400
+#: a camera that stopped shows its last frame for a day, then nothing
+LIVE_TTL_S = 86400
 
 
 def tables(detections_ttl_s: int = DETECTIONS_TTL_S, frames_ttl_s: int = FRAMES_TTL_S) -> dict[str, TableSpec]:
@@ -36,6 +38,10 @@ def tables(detections_ttl_s: int = DETECTIONS_TTL_S, frames_ttl_s: int = FRAMES_
             FamilySpec("f", ttl_s=frames_ttl_s),      # frame facts: size, model, counts, Kafka position
         ), splits),
         "cameras": TableSpec(NAMESPACE, "cameras", (FamilySpec("i", max_versions=3, in_memory=True),)),
+        # one row per camera: its newest frame as a small JPEG, with its boxes (the live wall)
+        "live": TableSpec(NAMESPACE, "live", (FamilySpec("l", ttl_s=LIVE_TTL_S, in_memory=True),)),
+        # the console's settings of each user (row: user name)
+        "console": TableSpec(NAMESPACE, "console", (FamilySpec("u"),)),
         # one row per streaming query: its lease (who runs it) and its latest progress
         "streams": TableSpec(NAMESPACE, "streams", (FamilySpec("s", in_memory=True),)),
         # archive reprocessing: one row per segment of a recording, one column per job

@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from argus.store.detections import FrameResult
 
@@ -21,10 +21,13 @@ class BackgroundWriter:
     :param store: a :class:`~argus.store.DetectionStore` (or anything with its ``write``).
     :param depth: batches queued at most before :meth:`put` blocks.
     :param stamp: stamp ``t:written`` with the time of each write (else the rows' own, or the store's).
+    :param prepare: called with each batch on the writer's thread before it is written (the
+        crops and live frames: :class:`~argus.store.crops.ImageMaker`); the decoded frames
+        the results carry are let go after it either way.
     """
 
-    def __init__(self, store, depth: int = 8, stamp: bool = True):
-        self.store, self.stamp = store, stamp
+    def __init__(self, store, depth: int = 8, stamp: bool = True, prepare: Callable[[list[FrameResult]], None] | None = None):
+        self.store, self.stamp, self.prepare = store, stamp, prepare
         #: (results, written_ms) of each write that succeeded, in order
         self.written: list[tuple[list[FrameResult], int | None]] = []
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
@@ -37,6 +40,10 @@ class BackgroundWriter:
             if self._error is not None:
                 continue  # keep draining so that put() never blocks; close() raises
             try:
+                if self.prepare is not None:
+                    self.prepare(results)
+                for r in results:
+                    r.image = None  # the summary keeps the results until the task ends
                 written_ms = int(time.time() * 1000) if self.stamp else None
                 self.store.write(results, written_ms=written_ms)
                 self.written.append((results, written_ms))

@@ -2,39 +2,35 @@
 
 Every route, the OpenAPI document included, depends on Airflow's own access check, so a
 request without a valid session cookie or bearer token gets 401 (403 for a user the auth
-manager does not allow). Pages are server-rendered with everything from the data escaped,
-and link with relative URLs so that the console works behind a proxy path.
+manager does not allow). Changing a camera's model also needs the right to change runs of
+the streaming DAG. Pages are server-rendered with everything from the data escaped, and
+link with relative URLs so that the console works behind a proxy path.
 """
 
-from __future__ import annotations
-
-import html
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from argus.config import CONSOLE_PATH
+from argus_airflow.console import pages
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
 #: where the api-server mounts the console
-CONSOLE_URL_PREFIX = "/argus"
+CONSOLE_URL_PREFIX = CONSOLE_PATH
 #: the console's pages: path under the prefix -> title (the plugin's menu entries)
-PAGES = {"cameras": "Cameras"}
-
-_STYLE = """<style>
-body{font-family:system-ui,sans-serif;margin:1rem auto;max-width:1200px;padding:0 1rem;color:#1b1b1b}
-nav a{margin-right:1rem}table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.9rem}
-th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}th{background:#f3f3f3}
-td.num{text-align:right;font-variant-numeric:tabular-nums}.muted{color:#666}
-</style>"""
-
-
-def _page(title: str, body: str, depth: int = 0) -> str:
-    """An HTML page with the console's navigation; ``depth``: path segments below the prefix."""
-    up = "../" * depth
-    nav = " ".join(f"<a href='{up}{path}'>{html.escape(name)}</a>" for path, name in PAGES.items())
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)} · Argus</title>"
-            f"{_STYLE}</head><body><nav><a href='{up}./'><b>Argus</b></a> {nav}</nav>"
-            f"<h1>{html.escape(title)}</h1>{body}</body></html>")
+PAGES = pages.PAGES
+#: the DAG whose run-editing right is needed to change what the running job does
+STREAM_DAG_ID = "argus_stream_detection"
+#: search results per page at most
+MAX_PAGE_SIZE = 200
+#: how far back the search pages (results skipped + shown) at most
+MAX_SEARCH_DEPTH = 5000
+#: the window the live wall's frames/s and latency are taken over
+LIVE_WINDOW_S = 10
+STATIC = Path(__file__).parent / "static"
+ANONYMOUS = "anonymous"
 
 
 def _default_store():
@@ -44,30 +40,53 @@ def _default_store():
     return DetectionStore.from_endpoints(airflow_endpoints())
 
 
-def _require_login():
-    """Airflow's check for its own UI: a logged-in user allowed to see the website."""
-    from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
-    from airflow.api_fastapi.core_api.security import requires_access_view
+def _model_names() -> list[str]:
+    from argus.detect import default_registry
 
-    return requires_access_view(AccessView.WEBSITE)
+    return sorted(default_registry().models)
 
 
-def create_app(store_factory: Callable[[], Any] | None = None, *, authorize: bool = True) -> FastAPI:
+def _security():
+    """Airflow's checks: any logged-in user may look; changing the job's cameras needs the
+    right to change the streaming DAG's runs."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import AccessView, DagAccessEntity
+    from airflow.api_fastapi.core_api.security import get_user, requires_access_dag, requires_access_view
+
+    return (requires_access_view(AccessView.WEBSITE),
+            requires_access_dag("PUT", DagAccessEntity.RUN, param_dag_id=STREAM_DAG_ID), get_user)
+
+
+def create_app(store_factory: Callable[[], Any] | None = None, *, authorize: bool = True,
+               models: Callable[[], list[str]] = _model_names) -> "FastAPI":
     """The console.
 
     :param store_factory: makes the :class:`~argus.store.DetectionStore` the pages read
         (default: the ``argus_hbase`` connection's); called once, on first use.
     :param authorize: require Airflow's login (off only in tests of the pages).
+    :param models: the model names a camera may be given (default: the model registry's).
     """
-    from fastapi import Depends, FastAPI, HTTPException
-    from fastapi.responses import HTMLResponse
+    from fastapi import Depends, FastAPI, HTTPException, Query
+    from fastapi.responses import FileResponse, HTMLResponse, Response
+    from pydantic import BaseModel, Field
 
     from argus.live.cameras import TABLE_FIELDS
     from argus.live.message import check_camera_id
 
-    deps = [Depends(_require_login())] if authorize else []
+    if authorize:
+        view, operate, get_user = _security()
+        deps, operator = [Depends(view)], [Depends(operate)]
+
+        def current_user(user: Annotated[Any, Depends(get_user)]) -> str:
+            return user.get_name()
+    else:
+        deps, operator = [], []
+
+        def current_user() -> str:
+            return ANONYMOUS
+
+    User = Annotated[str, Depends(current_user)]
     # FastAPI's own OpenAPI and docs routes would skip the app's dependencies: served below instead
-    app = FastAPI(title="Argus console", description="Cameras, detections and the pipeline's health.",
+    app = FastAPI(title="Argus console", description="Cameras, live frames, detections and the pipeline's health.",
                   dependencies=deps, docs_url=None, redoc_url=None, openapi_url=None)
     made: list = []
 
@@ -76,10 +95,32 @@ def create_app(store_factory: Callable[[], Any] | None = None, *, authorize: boo
             made.append((store_factory or _default_store)())
         return made[0]
 
-    def cameras() -> list[dict[str, Any]]:
-        return [{"id": cam, **{name: fields.get(name) for name in TABLE_FIELDS}}
-                for cam, fields in store().cameras().items()]
+    def camera_id(value: str) -> str:
+        try:
+            return check_camera_id(value)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
 
+    def cameras() -> list[dict[str, Any]]:
+        # the table's cameras, and those that stream without being in it (a producer of its own)
+        table = store().cameras()
+        ids = sorted(set(table) | set(store().live_cameras()))
+        return [{"id": cam, **{name: table.get(cam, {}).get(name) for name in TABLE_FIELDS},
+                 "registered": bool(table.get(cam, {}).keys() & set(TABLE_FIELDS)),
+                 "assigned_model": table.get(cam, {}).get("assigned_model"),
+                 "assigned_by": table.get(cam, {}).get("assigned_by"),
+                 "assigned_at_ms": int(table[cam]["assigned_at_ms"]) if table.get(cam, {}).get("assigned_at_ms")
+                 else None}
+                for cam in ids]
+
+    def known_camera(value: str) -> dict[str, Any]:
+        cam = camera_id(value)
+        found = [c for c in cameras() if c["id"] == cam]
+        if not found:
+            raise HTTPException(404, f"no camera {cam!r}: neither in argus:cameras nor streaming")
+        return found[0]
+
+    # ---- JSON ----
     @app.get("/api/openapi.json", include_in_schema=False)
     def openapi() -> dict:
         return app.openapi()
@@ -88,35 +129,140 @@ def create_app(store_factory: Callable[[], Any] | None = None, *, authorize: boo
     def api_cameras() -> dict[str, list[dict[str, Any]]]:
         return {"cameras": cameras()}
 
-    @app.get("/api/cameras/{camera_id}", summary="One camera of the cameras table",
+    @app.get("/api/cameras/{camera}", summary="One camera of the cameras table",
              responses={404: {"description": "no such camera"}, 422: {"description": "not a camera id"}})
-    def api_camera(camera_id: str) -> dict[str, Any]:
-        try:
-            check_camera_id(camera_id)
-        except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
-        found = [c for c in cameras() if c["id"] == camera_id]
-        if not found:
-            raise HTTPException(404, f"no camera {camera_id!r} in argus:cameras")
-        return found[0]
+    def api_camera(camera: str) -> dict[str, Any]:
+        return known_camera(camera)
+
+    class ModelChange(BaseModel):
+        model: str = Field(description="a model of the model registry")
+
+    @app.put("/api/cameras/{camera}/model", dependencies=operator,
+             summary="Give a camera another model: the running streaming job uses it within a few micro-batches",
+             responses={404: {"description": "no such camera"}, 422: {"description": "unknown model"}})
+    def api_assign_model(camera: str, change: ModelChange, user: User) -> dict[str, Any]:
+        cam = known_camera(camera)["id"]
+        names = models()
+        if change.model not in names:
+            raise HTTPException(422, f"unknown model {change.model!r}; the registry has {', '.join(names)}")
+        store().assign_model(cam, change.model, user)
+        return known_camera(cam)
+
+    @app.get("/api/live", summary="The newest frame of each camera: detections, model, frames/s, latency")
+    def api_live(camera: Annotated[list[str], Query(max_length=64)] = []) -> dict[str, Any]:  # noqa: B006
+        ids = [camera_id(c) for c in camera]
+        latest = store().latest(ids or None)
+        out = {}
+        for cam, row in latest.items():
+            # the window ends at the newest frame, not now: a pipeline a few seconds behind
+            # still has a rate (the tile's capture time shows how far behind it is)
+            fps, latency = store().recent_rate(cam, row["capture_ts_ms"] - LIVE_WINDOW_S * 1000)
+            out[cam] = {**row, "fps": fps, "latency_ms": latency,
+                        "image": f"api/live/{cam}/frame.jpg?ts={row['capture_ts_ms']}"}
+        return {"cameras": out, "window_s": LIVE_WINDOW_S}
+
+    @app.get("/api/live/{camera}/frame.jpg", summary="The newest frame of a camera (a small JPEG)",
+             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}, 404: {}})
+    def api_live_frame(camera: str) -> Response:
+        data = store().latest_jpeg(camera_id(camera))
+        if data is None:
+            raise HTTPException(404, f"no frame of camera {camera!r} yet")
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=60"})
+
+    class Layout(BaseModel):
+        cols: int = Field(2, ge=1, le=8)
+        rows: int = Field(2, ge=1, le=8)
+        tiles: list[str] = Field(default_factory=list, max_length=64, description="camera per tile, '' for none")
+
+    @app.get("/api/layout", summary="The live wall's layout of the logged-in user")
+    def api_layout(user: User) -> Layout:
+        saved = store().user_setting(user, "layout")
+        return Layout(**saved) if saved else Layout()
+
+    @app.put("/api/layout", summary="Save the live wall's layout of the logged-in user")
+    def api_save_layout(layout: Layout, user: User) -> Layout:
+        for cam in layout.tiles:
+            if cam:
+                camera_id(cam)
+        store().put_user_setting(user, "layout", layout.model_dump())
+        return layout
+
+    @app.get("/api/search", summary="Detections newest first, a page at a time, each with its crop's URL",
+             responses={422: {"description": "a bad camera, time range or page"}})
+    def api_search(camera: Annotated[list[str], Query(max_length=64)] = [],  # noqa: B006
+                   since_ms: int | None = None, until_ms: int | None = None,
+                   cls: Annotated[list[str], Query(max_length=100)] = [],  # noqa: B006
+                   min_score: Annotated[float, Query(ge=0, le=1)] = 0.0,
+                   page: Annotated[int, Query(ge=0)] = 0,
+                   limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50) -> dict[str, Any]:
+        ids = [camera_id(c) for c in camera]
+        if since_ms is not None and until_ms is not None and since_ms > until_ms:
+            raise HTTPException(422, f"the time range is reversed: since_ms {since_ms} > until_ms {until_ms}")
+        depth = (page + 1) * limit
+        if depth > MAX_SEARCH_DEPTH:
+            raise HTTPException(422, f"page {page} of {limit} goes past the {MAX_SEARCH_DEPTH} newest results: "
+                                     "narrow the time range instead")
+        found = store().search_cameras(ids or None, since=since_ms, until=until_ms, classes=cls or None,
+                                       min_score=min_score, limit=depth + 1)
+        rows = [{**d.to_dict(), "crop": f"api/crops/{d.camera_id}/{d.capture_ts_ms}/{d.seq}/{d.index}.jpg",
+                 "frame": f"frame/{d.camera_id}/{d.capture_ts_ms}/{d.seq}"}
+                for d in found[page * limit:depth]]
+        return {"results": rows, "page": page, "limit": limit, "more": len(found) > depth}
+
+    @app.get("/api/crops/{camera}/{ts}/{seq}/{index}.jpg", summary="A detection's crop (JPEG)",
+             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}, 404: {}})
+    def api_crop(camera: str, ts: int, seq: int, index: int) -> Response:
+        data = store().crop(camera_id(camera), ts, seq, index)
+        if data is None:
+            raise HTTPException(404, "no crop stored for this detection")
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+
+    @app.get("/api/frames/{camera}/{ts}/{seq}", summary="One frame: its facts, stage times and every detection")
+    def api_frame(camera: str, ts: int, seq: int) -> dict[str, Any]:
+        frame = store().frame(camera_id(camera), ts, seq)
+        if frame is None:
+            raise HTTPException(404, f"no frame {seq} of camera {camera!r} at {ts}")
+        return frame
+
+    # ---- pages ----
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> FileResponse:
+        path = STATIC / name
+        if name not in {p.name for p in STATIC.iterdir()}:
+            raise HTTPException(404, f"no file {name!r}")
+        return FileResponse(path)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:
-        items = "".join(f"<li><a href='{path}'>{html.escape(name)}</a></li>" for path, name in PAGES.items())
-        return _page("Console", f"<ul>{items}</ul><p class='muted'>JSON: <a href='api/openapi.json'>OpenAPI</a></p>")
+        return pages.index()
 
     @app.get("/cameras", response_class=HTMLResponse, include_in_schema=False)
     def cameras_page() -> str:
-        rows = []
-        for cam in cameras():
-            cells = "".join(f"<td{' class=num' if name in ('rate_hz', 'latitude', 'longitude') else ''}>"
-                            f"{html.escape(cam[name] or '')}</td>" for name in TABLE_FIELDS)
-            rows.append(f"<tr><td>{html.escape(cam['id'])}</td>{cells}</tr>")
-        head = "".join(f"<th>{html.escape(name)}</th>" for name in ("camera", *TABLE_FIELDS))
-        body = (f"<table><tr>{head}</tr>{''.join(rows)}</table>" if rows else
-                "<p>No camera recorded yet: <code>argus ingest</code> records its cameras, "
-                "<code>argus cameras import</code> the registry's.</p>")
-        return _page("Cameras", body)
+        return pages.cameras(cameras(), models())
+
+    @app.get("/live", response_class=HTMLResponse, include_in_schema=False)
+    def live_page() -> str:
+        return pages.live()
+
+    @app.get("/search", response_class=HTMLResponse, include_in_schema=False)
+    def search_page(camera: Annotated[list[str], Query(max_length=64)] = [],  # noqa: B006
+                    since: str = "", until: str = "", cls: str = "", min_score: str = "0",
+                    page: str = "0") -> HTMLResponse:
+        form = {"camera": camera, "since": since, "until": until, "cls": cls, "min_score": min_score}
+        try:
+            found = api_search(camera=camera, since_ms=pages.parse_time(since, "since"),
+                               until_ms=pages.parse_time(until, "until"),
+                               cls=[c.strip() for c in cls.split(",") if c.strip()],
+                               min_score=pages.parse_number(min_score, "min_score", 0, 1),
+                               page=int(pages.parse_number(page, "page", 0, MAX_SEARCH_DEPTH)), limit=50)
+        except (HTTPException, ValueError) as exc:
+            detail = exc.detail if isinstance(exc, HTTPException) else str(exc)
+            return HTMLResponse(pages.search(form, cameras(), error=str(detail)), status_code=422)
+        return HTMLResponse(pages.search(form, cameras(), found=found))
+
+    @app.get("/frame/{camera}/{ts}/{seq}", response_class=HTMLResponse, include_in_schema=False)
+    def frame_page(camera: str, ts: int, seq: int) -> str:
+        return pages.frame(api_frame(camera, ts, seq))
 
     return app
 
