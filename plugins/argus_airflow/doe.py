@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from argus.doe.sweep import FACTOR_NAMES, FIXED_DEFAULTS, MODES
+from argus.doe.spec import FACTOR_NAMES, FIXED_DEFAULTS, MODES
 
 #: Airflow Variable holding the last confirmed optimum (JSON)
 STREAM_SETTINGS_VARIABLE = "argus_stream_settings"
@@ -41,7 +41,7 @@ def _range_schema(name: str) -> dict[str, Any]:
 
 
 def doe_params() -> dict[str, Param]:
-    """Params of ``argus_doe_nightly`` (:meth:`argus.doe.sweep.SweepSpec.from_params` reads them).
+    """Params of ``argus_doe_nightly`` (:meth:`argus.doe.spec.SweepSpec.from_params` reads them).
 
     JSON schema cannot compare two values, so ``low < high`` is checked by the plan task,
     before any point runs."""

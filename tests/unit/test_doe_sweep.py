@@ -1,5 +1,5 @@
-"""argus.doe.sweep with a stand-in benchmark: the folder, idempotent points, analysis of known
-surfaces, and promotion only of a confirmed optimum; the DAG's params and promoted settings."""
+"""A sweep (argus.doe spec, sweep, points, analysis, promotion) with a stand-in benchmark: the
+folder, idempotent points, analysis of known surfaces, and promotion only of a confirmed optimum; the DAG's params and promoted settings."""
 
 from __future__ import annotations
 
@@ -11,19 +11,11 @@ import pandas as pd
 import pytest
 
 from argus.doe.designs import DesignError, Factor
-from argus.doe.sweep import (
-    CONFIRMATION_FILE,
-    RUNS_FILE,
-    Sweep,
-    SweepError,
-    SweepSpec,
-    analyse,
-    decide_promotion,
-    fit_sweep_response,
-    promote,
-    run_design_point,
-    sweep_id_for,
-)
+from argus.doe.analysis import analyse, fit_sweep_response
+from argus.doe.points import run_design_point
+from argus.doe.promotion import decide_promotion, promote
+from argus.doe.spec import SweepError, SweepSpec
+from argus.doe.sweep import CONFIRMATION_FILE, RUNS_FILE, Sweep, sweep_id_for
 
 PARAMS = {"mode": "archive", "design_kind": "fccd", "seconds_per_run": 16, "latency_target_s": 4.0,
           "center_points": 3, "seed": 11, "model": "centernet-coco",

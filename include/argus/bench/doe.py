@@ -32,8 +32,10 @@ import pandas as pd
 from argus.config import ArgusConfig
 from argus.doe.designs import Factor
 from argus.doe.model import clean
-from argus.doe.sweep import (CONFIRMATION_FILE, FACTOR_NAMES, Sweep, SweepSpec, analyse, run_design_point,
-                             run_point, sweeps_dir)
+from argus.doe.analysis import analyse
+from argus.doe.points import run_design_point, run_point
+from argus.doe.spec import FACTOR_NAMES, SweepSpec
+from argus.doe.sweep import CONFIRMATION_FILE, Sweep, sweeps_dir
 from argus.detect.detector import default_model_name
 
 #: the talk's ranges: executors per device, batch size, decoding rate (Hz)
@@ -68,7 +70,7 @@ def bench_doe(factors: Sequence[Factor] = TALK_FACTORS, *, seconds: float = 24.0
     :param repeats: side-by-side runs of each optimum.
     :param seed: seed of both designs' run orders and of their interleaving.
     :param comparison_id: folder name under the sweeps dir; an existing one is resumed.
-    :param runner: :func:`argus.doe.sweep.run_point` or a stand-in (tests).
+    :param runner: :func:`argus.doe.points.run_point` or a stand-in (tests).
     :return: what was run, both optima, the side-by-side measures and the ratios.
     """
     model = model or default_model_name()

@@ -392,7 +392,7 @@ def cmd_bench_doe(args: argparse.Namespace) -> int:
             err.print("[red]give each --factor a range: NAME=LOW:HIGH[:int][/red]")
             return 2
         factors = tuple(f for _, f in parsed)
-    from argus.doe.sweep import SweepError
+    from argus.doe.spec import SweepError
 
     try:
         result = bench_doe(factors, seconds=args.seconds, latency_target=args.latency_target, repeats=args.repeats,

@@ -1,6 +1,7 @@
 """Operators of the design-of-experiments sweep (``argus_doe_nightly``): plan, run a point,
-analyse, confirm, promote. Each is a thin wrapper around :mod:`argus.doe.sweep`; they find
-their sweep's folder from the run id, so no task hands paths to another."""
+analyse, confirm, promote. Each is a thin wrapper around the engine's sweep steps
+(:mod:`argus.doe.spec`, ``sweep``, ``points``, ``analysis``, ``promotion``); they find their
+sweep's folder from the run id, so no task hands paths to another."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ class DoePlanOperator(_SweepOperator):
 
     def execute(self, context) -> list[int]:
         from argus.doe.designs import DesignError
-        from argus.doe.sweep import SweepError, SweepSpec
+        from argus.doe.spec import SweepError, SweepSpec
 
         values = self.spec if self.spec is not None else context["params"]
         try:
@@ -89,7 +90,7 @@ class DoePointOperator(_SweepOperator):
         self._proc = proc
 
     def execute(self, context) -> dict:
-        from argus.doe.sweep import run_design_point
+        from argus.doe.points import run_design_point
 
         sweep = self.sweep()
         point = sweep.point(int(self.index))
@@ -100,7 +101,7 @@ class DoePointOperator(_SweepOperator):
         return row
 
     def on_kill(self) -> None:
-        from argus.doe.sweep import stop_point
+        from argus.doe.points import stop_point
 
         stop_point(self._proc)
 
@@ -112,7 +113,7 @@ class DoeAnalyseOperator(_SweepOperator):
     operator_extra_links = (DoeReportLink(),)
 
     def execute(self, context) -> dict:
-        from argus.doe.sweep import analyse
+        from argus.doe.analysis import analyse
 
         sweep = self.sweep()
         summary = analyse(sweep.path)
@@ -141,7 +142,8 @@ class DoeConfirmOperator(_SweepOperator):
         self._proc = proc
 
     def execute(self, context) -> dict:
-        from argus.doe.sweep import analyse, optimum_settings, run_design_point
+        from argus.doe.analysis import analyse, optimum_settings
+        from argus.doe.points import run_design_point
 
         sweep = self.sweep()
         self.log.info("confirming %s at %s", sweep.id, optimum_settings(sweep))
@@ -156,14 +158,14 @@ class DoeConfirmOperator(_SweepOperator):
         return {"runs": rows, "confirmation": summary["confirmation"], "report": summary["report"]}
 
     def on_kill(self) -> None:
-        from argus.doe.sweep import stop_point
+        from argus.doe.points import stop_point
 
         stop_point(self._proc)
 
 
 class DoePromoteOperator(_SweepOperator):
     """Stores the confirmed optimum in an Airflow Variable for the streaming DAG, only when the
-    confirmation agrees with the prediction (:func:`argus.doe.sweep.decide_promotion`);
+    confirmation agrees with the prediction (:func:`argus.doe.promotion.decide_promotion`);
     otherwise logs why and leaves the Variable as it is. Returns the decision.
 
     :param variable: the Variable (default :data:`argus_airflow.doe.STREAM_SETTINGS_VARIABLE`).
@@ -176,7 +178,7 @@ class DoePromoteOperator(_SweepOperator):
         self.variable = variable
 
     def execute(self, context) -> dict:
-        from argus.doe.sweep import promote
+        from argus.doe.promotion import promote
 
         from argus_airflow.doe import STREAM_SETTINGS_VARIABLE, store_promoted
 
