@@ -414,6 +414,20 @@ def _signal(proc: psutil.Process, sig: int) -> None:
         pass
 
 
+def kill_group(pgid: int, members: Iterable[psutil.Process], timeout: float = 30.0) -> bool:
+    """SIGKILL process group ``pgid`` and wait for ``members`` (its processes, e.g. from
+    :func:`group_members`) to end.
+
+    :return: whether none of them still runs (a zombie counts as ended).
+    """
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        return True
+    _, alive = psutil.wait_procs(list(members), timeout=timeout)
+    return not [p for p in alive if _running(p)]
+
+
 def stop_group(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 60.0) -> None:
     """Signal the process group ``proc`` leads (one started by :func:`spawn_detached`), wait
     for ``proc`` to end, and SIGKILL the group if it has not after ``timeout``."""

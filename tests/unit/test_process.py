@@ -211,6 +211,17 @@ def test_stop_group_ends_the_whole_group(tmp_path):
     assert process.group_members(os.getpgid(0), until_ticks=0) == []
 
 
+def test_kill_group_kills_a_group_that_ignores_sigterm_and_says_when_it_is_gone(tmp_path):
+    stubborn = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); " + WITH_CHILD
+    proc = process.spawn_detached([sys.executable, "-c", stubborn], env=os.environ, cwd=tmp_path)
+    _wait_for(lambda: len(process.group_members(proc.pid)) == 2)
+    members = process.group_members(proc.pid)
+    assert process.kill_group(proc.pid, members, timeout=10) is True
+    assert all(_gone(p.pid) for p in members)
+    proc.wait(5)
+    assert process.kill_group(proc.pid, members, timeout=1) is True  # a group already gone
+
+
 def test_port_owner_names_the_listener():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -16,7 +16,7 @@ import time
 
 import psutil
 
-from argus.process import CLOCK_TICKS, ProcessIdentity, boot_id, group_members
+from argus.process import CLOCK_TICKS, ProcessIdentity, boot_id, group_members, kill_group
 from argus.supervision.status import Lease
 
 
@@ -77,22 +77,10 @@ def kill_driver(lease: Lease, timeout_s: float = 30.0) -> bool:
     procs = driver_processes(lease)
     if not procs:
         return on_this_host(lease)
-    try:
-        os.killpg(lease.pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        return True
-    _, alive = psutil.wait_procs(procs, timeout=timeout_s)
-    return not [p for p in alive if _running(p)]
+    return kill_group(lease.pgid, procs, timeout_s)
 
 
 def _refuse_own_group(lease: Lease) -> None:
     # drivers run in their own session; a lease naming our group is not one of theirs
     if on_this_host(lease) and lease.pgid == os.getpgid(0):
         raise RuntimeError(f"driver {lease.pid} shares this process's group {lease.pgid}; refusing to kill it")
-
-
-def _running(proc: psutil.Process) -> bool:
-    try:
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
