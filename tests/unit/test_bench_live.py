@@ -82,3 +82,37 @@ def test_out_of_time_the_wait_returns_what_is_stored(tmp_path, monkeypatch):
     log.write_text(_batch(0, stored=1) + "\n")
     rows = pipeline._wait_stored(_Store([{"camera": "a"}]), ["a"], 3, _Job(log), timeout=30)
     assert rows == [{"camera": "a"}]
+
+
+def test_image_bytes_are_the_crops_of_a_frames_detections_and_its_share_of_the_live_frames():
+    from contextlib import contextmanager
+
+    from argus.bench.live import image_bytes
+
+    class Store:
+        rows = {"cam-a": [{b"d:cls": b"person", b"c:jpg": b"x" * 3000}, {b"d:cls": b"person", b"c:jpg": b"x" * 1000},
+                          {b"d:cls": b"face"}],  # a detection stored without its crop
+                "cam-b": [{b"d:cls": b"person", b"c:jpg": b"x" * 2000}]}
+
+        @contextmanager
+        def table(self, name):
+            assert name == "detections"
+            store = self
+
+            class Table:
+                def scan(self, row_start, row_stop, columns):
+                    camera = next(c for c in store.rows if row_start.startswith(schema.camera_prefix(c)))
+                    return [(b"k", row) for row in store.rows[camera]]
+            yield Table()
+
+        def latest_jpeg(self, camera):
+            return b"x" * 40_000 if camera == "cam-a" else None
+
+    from argus.store import schema
+
+    out = image_bytes(Store(), ["cam-a", "cam-b"], frames=60, seconds=10)
+    assert out["detections_per_frame"] == round(4 / 60, 3) and out["crops"] == 3
+    assert out["crop_bytes_mean"] == 2000 and out["crop_bytes_per_frame"] == 100
+    # two cameras, 10 s: at most 20 live frames written for the 60 stored
+    assert out["live_jpeg_bytes_mean"] == 40_000 and out["live_bytes_per_frame"] == round(40_000 * 20 / 60, 1)
+    assert out["image_bytes_per_frame"] == round(100 + 40_000 * 20 / 60, 1)

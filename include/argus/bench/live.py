@@ -30,7 +30,7 @@ from argus.config import ArgusConfig
 from argus.live.cameras import CameraSpec
 from argus.live.ingest import CameraStats, CameraWorker, KafkaFrameSink
 from argus.live.simulate import ensure_clips
-from argus.store import DetectionStore
+from argus.store import DetectionStore, schema
 from argus.live.launcher import StreamJob, StreamJobSpec
 from argus.live.topics import ensure_topics
 from argus.detect.detector import default_model_name
@@ -163,6 +163,31 @@ def micro_batches(log_text: str) -> dict:
             "ms": ms}
 
 
+def image_bytes(store: DetectionStore, cameras: list[str], frames: int, seconds: float) -> dict:
+    """What the images cost in HBase per stored frame of ``cameras``: the crops of its
+    detections (``c:jpg``) and its share of the live frames (``argus:live``: at most one JPEG
+    per camera per second, each replacing the last; counted as written once a second)."""
+    detections, crops = 0, []
+    with store.table("detections") as table:
+        for camera in cameras:
+            start, stop = schema.time_range(camera, None, None)
+            for _, data in table.scan(row_start=start, row_stop=stop, columns=[b"d:cls", b"c:jpg"]):
+                detections += 1
+                if b"c:jpg" in data:
+                    crops.append(len(data[b"c:jpg"]))
+    live = [len(jpeg) for jpeg in (store.latest_jpeg(c) for c in cameras) if jpeg]
+    live_writes = min(frames, round(len(cameras) * seconds))
+    frames = max(1, frames)
+    crop_per_frame = sum(crops) / frames
+    live_per_frame = (sum(live) / len(live) if live else 0.0) * live_writes / frames
+    return {"detections_per_frame": round(detections / frames, 3), "crops": len(crops),
+            "crop_bytes_mean": round(sum(crops) / len(crops), 1) if crops else 0.0,
+            "crop_bytes_per_frame": round(crop_per_frame, 1),
+            "live_jpeg_bytes_mean": round(sum(live) / len(live), 1) if live else 0.0,
+            "live_bytes_per_frame": round(live_per_frame, 1),
+            "image_bytes_per_frame": round(crop_per_frame + live_per_frame, 1)}
+
+
 def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str | None = None,
                    batch: int = 8, executors: int = 1, cores_per_executor: int = 2,
                    drain_frames: int | None = None, trigger_seconds: float = 0.5,
@@ -267,6 +292,8 @@ def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str | No
         "latency_ms": {"p50": _pct(e2e, 50), "p95": _pct(e2e, 95), "p99": _pct(e2e, 99)},
         "stage_latency_ms": per_stage, "micro_batches": live_batches, "seconds": seconds,
         "trigger_seconds": trigger_seconds, "checkpoint": checkpoint,
+        # the live phase's cameras, with the job's default crops and live frames
+        "hbase_image_bytes": image_bytes(store, live_ids, len(live_rows), seconds),
     }
 
 
