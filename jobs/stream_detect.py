@@ -42,9 +42,9 @@ from argus.live.pipeline import (READ_STATUS, DeadLetter, KafkaRecord, PipelineC
                             send_dead_letters, tally)
 from argus.supervision.driver import EXIT_LEASE_HELD, LeaseKeeper, status_listener
 from argus.supervision.offsets import PartitionRead, SkipDetector
-from argus.supervision.outage import OutageWaiter, probe_services
+from argus.supervision.outage import OutageWaiter, probe_services, probe_status_store, service_name
 from argus.supervision.poison import BatchFailures, isolate, ranges
-from argus.supervision.status import LeaseHeld, StreamStatusStore
+from argus.supervision.status import LeaseHeld, StreamStatusStore, now_ms
 
 #: what each task returns: counts per status and the offsets read per partition
 #: (argus.live.pipeline.tally), not a row per record
@@ -56,6 +56,11 @@ RECORD_COLUMNS = ("key", "value", "headers", "topic", "partition", "offset", "ti
 #: a batch that fails right after an outage is run again this many times before it counts as
 #: failing: the executors' pooled connections to the restarted service fail once each
 RETRIES_AFTER_OUTAGE = 3
+#: a query that fails this soon after a service was seen down is started again (the failure
+#: took the HDFS client's retries to surface, and the service may be back by then); at most
+#: QUERY_RESTARTS times within the window, 0, 1, 3, 7 ... s apart
+QUERY_RESTART_WINDOW_S = 120
+QUERY_RESTARTS = 5
 #: Kafka offset ranges per task before coalescing: the finer, the more even the tasks
 SPLITS_PER_TASK = 4
 
@@ -124,23 +129,32 @@ def run_pipeline(frames: DataFrame, cfg: PipelineConfig, tasks: int) -> list:
 
 
 def write_batch(cfg: PipelineConfig, tasks: int, skips: SkipDetector, failures: BatchFailures,
-                outages: OutageWaiter, topic: str):
+                outages: OutageWaiter, keeper: LeaseKeeper, topic: str, stop: threading.Event):
     def run(batch: DataFrame, batch_id: int) -> None:
+        _hold(keeper)
         started = time.time()
         if failures.must_isolate(batch_id):
             tallies = isolate_batch(batch, batch_id, cfg, tasks, failures, topic)
         else:
             settling = 0  # retries left while the clients' pooled connections catch up after an outage
             while True:
+                _hold(keeper)  # a suspended driver (its lease not renewed) runs no attempt
+                attempt_ms = now_ms()
                 try:
                     tallies = run_pipeline(batch, cfg, tasks)
                     break
                 except Exception as exc:
+                    if stop.is_set():  # the query is stopping: its jobs were cancelled, no failure of the batch
+                        raise
+                    if keeper.suspended:  # its Spark jobs were cancelled: run it again once renewed
+                        continue
                     down = outages.probe()
                     if down is not None:  # not the batch's fault: wait for the service, run it again
                         outages.wait_out(down, exc)
                         settling = RETRIES_AFTER_OUTAGE
                         continue
+                    if outages.seen_since(attempt_ms):  # it failed on a service that is back by now
+                        settling = max(settling, RETRIES_AFTER_OUTAGE)
                     if settling:
                         settling -= 1
                         time.sleep(2)
@@ -167,6 +181,11 @@ def write_batch(cfg: PipelineConfig, tasks: int, skips: SkipDetector, failures: 
                                            "wait_ms": max((t.wait_ms or 0 for t in tallies), default=0)}), flush=True)
 
     return run
+
+
+def _hold(keeper: LeaseKeeper) -> None:
+    if not keeper.hold():
+        raise RuntimeError(f"the lease of {keeper.query!r} was lost while the driver was suspended")
 
 
 def isolate_batch(batch: DataFrame, batch_id: int, cfg: PipelineConfig, tasks: int, failures: BatchFailures,
@@ -214,17 +233,10 @@ def _read_back(batch: DataFrame, key: tuple[int, int], topic: str) -> KafkaRecor
 
 
 def services_answer(cfg: PipelineConfig) -> None:
-    """Raise unless HBase (Thrift) and Kafka answer: a record is only ever blamed while they do."""
-    import happybase
-    from confluent_kafka.admin import AdminClient
-
-    where = cfg.endpoints
-    connection = happybase.Connection(where.hbase_host, where.hbase_port, timeout=10_000)
-    try:
-        connection.tables()
-    finally:
-        connection.close()
-    AdminClient({"bootstrap.servers": where.kafka_bootstrap}).list_topics(timeout=10)
+    """Raise unless every service answers: a record is only ever blamed while they do."""
+    down = probe_services(cfg.endpoints)
+    if down is not None:
+        raise RuntimeError(f"{service_name(down)} does not answer")
 
 
 def main(argv: list[str]) -> int:
@@ -237,12 +249,15 @@ def main(argv: list[str]) -> int:
     if spec.checkpoint is None:
         spec = replace(spec, checkpoint=spec.checkpoint_location(endpoints))
 
-    store = StreamStatusStore.from_endpoints(endpoints)
+    # a renewal that HBase cannot answer fails within a third of the lease's TTL (twice, with
+    # the store's one reconnect): the driver suspends itself soon after its lease lapses
+    store = StreamStatusStore.from_endpoints(endpoints, timeout_ms=max(1000, int(spec.lease_ttl_seconds * 1000 / 3)))
     store.ensure_table()
     job = {"topic": spec.topic, "checkpoint": spec.checkpoint, "trigger_seconds": spec.trigger_seconds,
            "max_offsets": spec.max_offsets_per_trigger, "batch_size": spec.batch_size,
            "default_model": spec.default_model, "starting_offsets": spec.starting_offsets}
-    keeper = LeaseKeeper(store, spec.query_name, ttl_s=spec.lease_ttl_seconds, launch_id=args.launch_id, job=job)
+    keeper = LeaseKeeper(store, spec.query_name, ttl_s=spec.lease_ttl_seconds, launch_id=args.launch_id, job=job,
+                         name_outage=lambda: probe_status_store(endpoints.hbase_admin_host, endpoints.hbase_admin_port))
     try:
         keeper.acquire()
     except LeaseHeld as exc:
@@ -260,28 +275,65 @@ def main(argv: list[str]) -> int:
 
 
 def run_query(spec: StreamJobSpec, endpoints: Endpoints, keeper: LeaseKeeper) -> None:
-    """Run the query until it fails or SIGTERM asks it to stop (between micro-batches)."""
+    """Run the query until it fails or SIGTERM asks it to stop (between micro-batches). A
+    query that fails while a service is down (HDFS under its checkpoint, say) is started
+    again from its checkpoint once the service answers, by this same driver."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     cfg = PipelineConfig.of(spec, endpoints)
     spark = SparkSession.builder.appName(f"argus-stream-detect:{spec.query_name}").getOrCreate()
+    keeper.on_suspend = spark.sparkContext.cancelAllJobs  # a suspended driver's batch stops where it is
     skips = SkipDetector()
     failures = BatchFailures(keeper, spec.poison_after_failures)
-    outages = OutageWaiter(keeper.write, lambda: probe_services(endpoints.kafka_bootstrap, endpoints.hbase_host,
-                                                                endpoints.hbase_port))
+    outages = OutageWaiter(keeper.write, lambda: probe_services(endpoints))
     outages.start_watching(keeper, stop)  # a source blocked on Kafka fails no batch: the watchdog notices
     spark.streams.addListener(status_listener(keeper, spec.query_name, skips))
-    query = (read_frames(spark, spec, endpoints).writeStream
-             .queryName(spec.query_name)
-             .foreachBatch(write_batch(cfg, spec.task_slots, skips, failures, outages, spec.topic))
-             .option("checkpointLocation", spec.checkpoint)
-             .trigger(processingTime=f"{spec.trigger_seconds} seconds")
-             .start())
-    keeper.attach(query, app_id=spark.sparkContext.applicationId)
-    while not query.awaitTermination(1):
+
+    def start():
+        query = (read_frames(spark, spec, endpoints).writeStream
+                 .queryName(spec.query_name)
+                 .foreachBatch(write_batch(cfg, spec.task_slots, skips, failures, outages, keeper, spec.topic, stop))
+                 .option("checkpointLocation", spec.checkpoint)
+                 .trigger(processingTime=f"{spec.trigger_seconds} seconds")
+                 .start())
+        keeper.attach(query, app_id=spark.sparkContext.applicationId)
+        return query
+
+    restarts: list[float] = []
+
+    def restart(exc: BaseException):
+        """The query failed: start it again from its checkpoint if a service was (or is) down,
+        else raise ``exc``; a few times in a row at most, further apart each time."""
+        while True:
+            restarts[:] = [t for t in restarts if t > time.monotonic() - QUERY_RESTART_WINDOW_S] + [time.monotonic()]
+            if len(restarts) > QUERY_RESTARTS:
+                raise exc
+            down = outages.probe()
+            if down is not None:
+                outages.wait_out(down, exc)
+            elif not outages.seen_since(now_ms() - QUERY_RESTART_WINDOW_S * 1000):
+                raise exc  # every service answers, and none was down lately: the query's own failure
+            _hold(keeper)
+            time.sleep(min(2 ** (len(restarts) - 1), 30) - 1)
+            print("ARGUS_QUERY_RESTARTED " + json.dumps({"after": down or "a recent outage",
+                                                         "restart": len(restarts)}), flush=True)
+            try:
+                return start()
+            except Exception as again:  # noqa: BLE001 - judged like the first failure
+                exc = again
+
+    query = start()
+    while True:
+        try:
+            if query.awaitTermination(1):
+                return
+        except Exception as exc:  # the query failed: its own fault, or a service's?
+            if stop.is_set():
+                raise
+            query = restart(exc)
+            continue
         if stop.is_set():
             query.stop()
-
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -1,9 +1,10 @@
 """The streaming supervisor on the real stack, through the real Airflow: the
 ``argus_stream_detection`` DAG starts the job, a second copy is refused by the lease, the
 driver is killed with SIGKILL six times and restarted from its checkpoint each time with an
-alert to a local webhook receiver, the HBase Thrift server and Kafka restart under it (waited
-out by the driver, one alert each naming the service), and every frame is stored exactly
-once. Invalid params are refused before any run exists."""
+alert to a local webhook receiver, and every dependency goes away under it (the HBase Thrift
+server, Kafka, HBase itself, the Thrift2 server, HDFS): each outage is waited out by the same
+driver with one alert naming the service, and every frame is stored exactly once. Invalid
+params are refused before any run exists."""
 
 from __future__ import annotations
 
@@ -103,8 +104,105 @@ def task_log(cfg, run_id) -> str:
     return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(folder.rglob("*.log"))) if folder.exists() else ""
 
 
+def _gone(pid: int) -> bool:
+    """The process ended (a zombie of a daemon this test session started counts as ended)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def _outage_alerts(receiver, service: str) -> list[dict]:
     return [a for a in receiver.alerts if (a.get("details") or {}).get("slo") == f"outage:{service}"]
+
+
+class SupervisedStream:
+    """One run of the streaming DAG on a topic of its own, two cameras fed live, BlazeFace."""
+
+    def __init__(self, cfg, client, unique: str, name: str):
+        self.cfg, self.client = cfg, client
+        self.topic, dlq, self.query = f"it.{name}.{unique}", f"it.{name}.{unique}.dlq", f"it_{name}_{unique}"
+        ensure_topics(cfg.kafka_bootstrap, self.topic, dlq, partitions=2)
+        self.cameras = [f"it-{unique}-{i}" for i in range(2)]
+        self.params = {
+            "topic": self.topic, "dlq_topic": dlq, "query_name": self.query,
+            "checkpoint": f"{cfg.hdfs_uri}/argus/tests/{unique}/{name}/checkpoint",
+            "camera_models": {f"it-{unique}-*": "blazeface"}, "default_model": "ssdlite-person",
+            # small: the cluster has 2 cores and other jobs share them
+            "batch_size": 4, "executors": 1, "cores_per_executor": 1, "task_cpus": 1, "executor_memory": "1g",
+            "max_offsets_per_trigger": 16, "trigger_seconds": 1, "lease_ttl_seconds": 10,
+            "thresholds": {"stall_s": 1200, "start_timeout_s": 600, "max_batch_age_s": 900, "max_lag_records": 100000},
+            # the default budget (30 restarts an hour, 3 of the same failure); short waits for the test's sake
+            "restart": {"base_s": 2, "max_delay_s": 4},
+        }
+        self.store = DetectionStore.from_config(cfg)
+        self.store.ensure_tables()
+        self.status_store = StreamStatusStore.from_config(cfg)
+        self.log_path = cfg.state_dir / "logs" / f"{self.query}.log"
+        self.feed = LiveFeed(cfg, self.topic, self.cameras)
+        self.run_id = client.trigger(DAG_ID, conf=self.params)["dag_run_id"]
+
+    def lease(self):
+        return self.status_store.read(self.query).lease
+
+    def stored(self) -> int:
+        return stored(self.store, self.cameras)
+
+    def started(self):
+        """The first driver's lease, once it holds it and the supervisor task deferred."""
+        first = wait_until(lambda: (lease := self.lease()) and lease.live(int(time.time() * 1000)) and lease,
+                           300, "the first driver's lease")
+        assert first.launch_id.startswith(f"{self.run_id}/")
+        wait_until(lambda: task_state(self.client, self.run_id) == "deferred", 120, "the supervisor task to defer")
+        return first
+
+    def recovery_s(self, what: str, timeout: float = 90) -> float:
+        """Seconds until more frames are stored than now (the service just returned)."""
+        self.store = DetectionStore.from_config(self.cfg)  # the test's pooled connections may have died
+        back, before = time.monotonic(), self.stored()
+        wait_until(lambda: self.stored() > before, timeout, f"frames stored after {what}", interval=1)
+        return time.monotonic() - back
+
+    def drained(self) -> None:
+        """Every frame sent is stored, and the supervisor still watches."""
+        sent = self.feed.stop()
+        wait_until(lambda: self.stored() >= sent, 600, "every frame stored", interval=3)
+        time.sleep(6)  # a few more triggers: nothing more may appear
+        assert task_state(self.client, self.run_id) == "deferred"
+
+    def close(self) -> None:
+        """Fail the run (its trigger's on_kill stops the driver) and check nothing stays running."""
+        self.feed.stop_event.set()
+        self.client.request("PATCH", f"/dags/{DAG_ID}/dagRuns/{self.run_id}", json={"state": "failed"})
+        lease = self.lease()
+        try:
+            if lease is not None:
+                wait_until(lambda: not driver_processes(lease), 90, "the driver to stop after the run was failed")
+                wait_until(lambda: (s := self.lease()) and (s.released or s.revoked_by), 30,
+                           "the lease to be given up")
+        finally:
+            stop_stream(self.status_store, self.query, "test cleanup", grace_s=5)
+        print(task_log(self.cfg, self.run_id)[-4000:])
+
+    def assert_every_frame_stored_once(self) -> None:
+        store, cameras = self.store, self.cameras
+        per_camera = {cam: store.frames(cam) for cam in cameras}
+        assert {cam: stored_seqs(store, cam) for cam in cameras} == {cam: list(range(self.feed.sent[cam]))
+                                                                     for cam in cameras}
+        assert_one_detection_row_per_detection(store, per_camera)
+        assert {r["f:model"] for rows in per_camera.values() for r in rows} == {"blazeface"}
+        assert not [p for p in psutil.process_iter(["cmdline"]) if self.query in " ".join(p.info["cmdline"] or [])]
+
+    def driver_log(self, kind: str) -> list[dict]:
+        return driver_lines(self.log_path.read_text(), kind)
+
+
+def _assert_one_outage_alert_each(receiver, services) -> None:
+    from argus.supervision.outage import service_name
+
+    for service in services:
+        [alert] = _outage_alerts(receiver, service)
+        assert alert["severity"] == "error" and f"{service_name(service)} is down" in alert["summary"], alert
 
 
 @pytest.mark.timeout(1800)
@@ -113,79 +211,56 @@ def test_the_supervised_stream_survives_six_driver_kills_and_a_thrift_and_a_kafk
     """Issue: six driver deaths within the hour must not exhaust the budget (independent
     faults), and a dependency restart is waited out by the running driver with one alert
     naming the service; no frame lost or stored twice through all of it."""
-    topic, dlq, query = f"it.sup.{unique}", f"it.sup.{unique}.dlq", f"it_sup_{unique}"
-    ensure_topics(cfg.kafka_bootstrap, topic, dlq, partitions=2)
-    cameras = [f"it-{unique}-{i}" for i in range(2)]
-    params = {
-        "topic": topic, "dlq_topic": dlq, "query_name": query,
-        "checkpoint": f"{cfg.hdfs_uri}/argus/tests/{unique}/checkpoint",
-        "camera_models": {f"it-{unique}-*": "blazeface"}, "default_model": "ssdlite-person",
-        # small: the cluster has 2 cores and other jobs share them
-        "batch_size": 4, "executors": 1, "cores_per_executor": 1, "task_cpus": 1, "executor_memory": "1g",
-        "max_offsets_per_trigger": 16, "trigger_seconds": 1, "lease_ttl_seconds": 10,
-        "thresholds": {"stall_s": 1200, "start_timeout_s": 600, "max_batch_age_s": 900, "max_lag_records": 100000},
-        # the default budget (30 restarts an hour, 3 of the same failure); short waits for the test's sake
-        "restart": {"base_s": 2, "max_delay_s": 4},
-    }
-    store = DetectionStore.from_config(cfg)
-    store.ensure_tables()
-    status_store = StreamStatusStore.from_config(cfg)
-    feed = LiveFeed(cfg, topic, cameras)
-    run_id = client.trigger(DAG_ID, conf=params)["dag_run_id"]
-    log_path = cfg.state_dir / "logs" / f"{query}.log"
+    run = SupervisedStream(cfg, client, unique, "sup")
+    query = run.query
     try:
         # the supervisor starts the driver and defers: the task holds no worker slot while watching
-        first = wait_until(lambda: (s := status_store.read(query)).lease and s.lease.live(int(time.time() * 1000))
-                           and s.lease, 300, "the first driver's lease")
-        assert first.launch_id.startswith(f"{run_id}/")
-        wait_until(lambda: task_state(client, run_id) == "deferred", 120, "the supervisor task to defer")
+        first = run.started()
 
         # a second copy of the query, started by hand while the lease is live, exits at once
-        spec = StreamJobSpec(topic=topic, dlq_topic=dlq, query_name=query, checkpoint=params["checkpoint"],
-                             executors=1, cores_per_executor=1, task_cpus=1, executor_memory="1g")
+        spec = StreamJobSpec(topic=run.topic, dlq_topic=run.params["dlq_topic"], query_name=query,
+                             checkpoint=run.params["checkpoint"], executors=1, cores_per_executor=1, task_cpus=1,
+                             executor_memory="1g")
         copy = StreamJob(spec, cfg, tmp_path / "second-copy.log").start()
         try:
             assert copy.proc.wait(120) == EXIT_LEASE_HELD, copy.log_tail()
         finally:
             copy.kill()
         assert "ARGUS_LEASE_HELD" in copy.log_tail() and "already running" in copy.log_tail()
-        assert status_store.read(query).lease.owner == first.owner
-        wait_until(lambda: stored(store, cameras) >= 8, 600, "the first frames stored", interval=1)
+        assert run.lease().owner == first.owner
+        wait_until(lambda: run.stored() >= 8, 600, "the first frames stored", interval=1)
 
         # six kill -9 of the driver's whole process group: each is restarted from the checkpoint
         for kill in range(1, 7):
-            victim = status_store.read(query).lease
+            victim = run.lease()
             killed_at = time.monotonic()
             os.killpg(victim.pgid, signal.SIGKILL)
 
             def restarted():
-                lease = status_store.read(query).lease
+                lease = run.lease()
                 return lease if lease and lease.owner != victim.owner and lease.live(int(time.time() * 1000)) else None
 
             successor = wait_until(restarted, 90, f"a new driver after kill {kill}", interval=1)
             print(f"kill {kill}: new driver holds the lease {time.monotonic() - killed_at:.1f}s later", flush=True)
-            assert successor.launch_id.startswith(f"{run_id}/") and successor.launch_id != victim.launch_id
-            before = stored(store, cameras)
-            wait_until(lambda: stored(store, cameras) > before, 120, f"progress after kill {kill}", interval=1)
+            assert successor.launch_id.startswith(f"{run.run_id}/") and successor.launch_id != victim.launch_id
+            before = run.stored()
+            wait_until(lambda: run.stored() > before, 120, f"progress after kill {kill}", interval=1)
         restarts = wait_until(lambda: [a for a in receiver.alerts if "restarting" in a["summary"]][:6]
                               if len([a for a in receiver.alerts if "restarting" in a["summary"]]) >= 6 else None,
                               30, "six restart alerts")
-        assert all((a["dag_id"], a["task_id"], a["run_id"]) == (DAG_ID, TASK_ID, run_id) for a in restarts)
-        assert all(query in a["summary"] and a["details"]["checkpoint"] == params["checkpoint"] for a in restarts)
+        assert all((a["dag_id"], a["task_id"], a["run_id"]) == (DAG_ID, TASK_ID, run.run_id) for a in restarts)
+        assert all(query in a["summary"] and a["details"]["checkpoint"] == run.params["checkpoint"] for a in restarts)
         assert not [a for a in receiver.alerts if a["severity"] == "critical"], "the supervisor gave up"
-        assert task_state(client, run_id) == "deferred"
+        assert task_state(client, run.run_id) == "deferred"
 
         # the HBase Thrift server restarts under the running driver: waited out, not a restart
-        holder = status_store.read(query).lease
+        holder = run.lease()
         stack.down(["hbase-thrift"])
         try:
             wait_until(lambda: _outage_alerts(receiver, "hbase-thrift"), 120, "the Thrift outage's alert")
         finally:
             stack.up(["hbase-thrift"])
-        store = DetectionStore.from_config(cfg)  # the test's pooled connections died with the server
-        back, before = time.monotonic(), stored(store, cameras)
-        wait_until(lambda: stored(store, cameras) > before, 60, "frames stored after Thrift's return", interval=1)
-        thrift_recovery_s = time.monotonic() - back
+        thrift_recovery_s = run.recovery_s("Thrift's return", 60)
 
         # Kafka restarts: the source waits while it plans a batch; the heartbeat names the outage
         stack.down(["kafka"])
@@ -193,46 +268,72 @@ def test_the_supervised_stream_survives_six_driver_kills_and_a_thrift_and_a_kafk
             wait_until(lambda: _outage_alerts(receiver, "kafka"), 120, "the Kafka outage's alert")
         finally:
             stack.up(["kafka"])
-        back, before = time.monotonic(), stored(store, cameras)
-        wait_until(lambda: stored(store, cameras) > before, 90, "frames stored after Kafka's return", interval=1)
-        kafka_recovery_s = time.monotonic() - back
-        status = status_store.read(query)
-        assert status.lease.owner == holder.owner, "a dependency restart restarted the driver"
-
-        # the backlog drains: every frame sent is stored
-        sent = feed.stop()
-        wait_until(lambda: stored(store, cameras) >= sent, 600, "every frame stored", interval=3)
-        time.sleep(6)  # a few more triggers: nothing more may appear
-        assert task_state(client, run_id) == "deferred"
+        kafka_recovery_s = run.recovery_s("Kafka's return")
+        assert run.lease().owner == holder.owner, "a dependency restart restarted the driver"
+        run.drained()
     finally:
-        feed.stop_event.set()
-        client.request("PATCH", f"/dags/{DAG_ID}/dagRuns/{run_id}", json={"state": "failed"})
-        # marking the run failed stops the driver (the trigger's on_kill): nothing stays running
-        lease = status_store.read(query).lease
-        try:
-            if lease is not None:
-                wait_until(lambda: not driver_processes(lease), 90, "the driver to stop after the run was failed")
-                wait_until(lambda: (s := status_store.read(query).lease) and (s.released or s.revoked_by), 30,
-                           "the lease to be given up")
-        finally:
-            stop_stream(status_store, query, "test cleanup", grace_s=5)
-        print(task_log(cfg, run_id)[-4000:])
+        run.close()
 
     print(f"recovery after the return: Thrift {thrift_recovery_s:.1f}s, Kafka {kafka_recovery_s:.1f}s", flush=True)
     assert thrift_recovery_s <= 30 and kafka_recovery_s <= 30
-    # one alert per outage, each an error naming the service
-    for service, name in (("hbase-thrift", "HBase Thrift server"), ("kafka", "Kafka")):
-        [alert] = _outage_alerts(receiver, service)
-        assert alert["severity"] == "error" and f"{name} is down" in alert["summary"], alert
-    outages = [o["service"] for o in driver_lines(log_path.read_text(), "ARGUS_OUTAGE")]
+    _assert_one_outage_alert_each(receiver, ("hbase-thrift", "kafka"))
+    outages = [o["service"] for o in run.driver_log("ARGUS_OUTAGE")]
     assert outages == ["hbase-thrift", "kafka"], outages
-    assert not driver_lines(log_path.read_text(), "ARGUS_BATCH_FAILED")
-    # no frame lost, none stored twice
-    per_camera = {cam: store.frames(cam) for cam in cameras}
-    assert {cam: stored_seqs(store, cam) for cam in cameras} == {cam: list(range(feed.sent[cam])) for cam in cameras}
-    assert_one_detection_row_per_detection(store, per_camera)
-    assert {r["f:model"] for rows in per_camera.values() for r in rows} == {"blazeface"}
-    assert not [p for p in psutil.process_iter(["cmdline"]) if query in " ".join(p.info["cmdline"] or [])]
+    assert not run.driver_log("ARGUS_BATCH_FAILED")
+    run.assert_every_frame_stored_once()
+
+
+@pytest.mark.timeout(1800)
+def test_the_supervised_stream_waits_out_hbase_thrift2_and_hdfs_outages(stack, cfg, client, receiver, unique):
+    """Issue: an outage of HBase itself (its Thrift servers up), of the Thrift2 server that
+    holds the lease, or of HDFS under the checkpoint is waited out by the same driver: one
+    alert naming each service, frames stored within 30 s of its return, none lost or twice."""
+    run = SupervisedStream(cfg, client, unique, "out")
+    recovery: dict[str, float] = {}
+    try:
+        holder = run.started()
+        wait_until(lambda: run.stored() >= 8, 600, "the first frames stored", interval=1)
+
+        # HBase (master and RegionServer) restarts under its running Thrift servers: the driver
+        # can neither store nor renew its lease, the supervisor cannot read the status row
+        [hbase] = [s for s in stack.status(["hbase"]) if s.name == "hbase"]  # "hbase" is its group's name too
+        os.kill(hbase.pid, signal.SIGTERM)
+        try:
+            wait_until(lambda: _outage_alerts(receiver, "hbase"), 120, "the HBase outage's alert")
+            wait_until(lambda: _gone(hbase.pid), 120, "HBase to stop")
+        finally:
+            stack.up(["hbase"])  # the group: the Thrift servers still run, and are adopted
+        recovery["hbase"] = run.recovery_s("HBase's return")
+
+        # the Thrift2 server (lease and status row) goes away alone: the batches wait for the lease
+        stack.down(["hbase-thrift2"])
+        try:
+            wait_until(lambda: _outage_alerts(receiver, "hbase-thrift2"), 120, "the Thrift2 outage's alert")
+            wait_until(lambda: run.driver_log("ARGUS_LEASE_SUSPENDED"), 60, "the driver to hold its batches")
+        finally:
+            stack.up(["hbase-thrift2"])
+        recovery["hbase-thrift2"] = run.recovery_s("Thrift2's return")
+
+        # HDFS (NameNode and DataNode) goes away under the checkpoint: the query fails, and the
+        # driver starts it again from the checkpoint once HDFS answers
+        stack.down(["hdfs-namenode"])
+        try:
+            wait_until(lambda: _outage_alerts(receiver, "hdfs"), 180, "the HDFS outage's alert")
+        finally:
+            stack.up(["hdfs-namenode", "hdfs-datanode"])
+        recovery["hdfs"] = run.recovery_s("HDFS's return")
+        assert run.lease().owner == holder.owner, "a dependency outage restarted the driver"
+        run.drained()
+    finally:
+        run.close()
+
+    print(f"recovery after the return: {recovery}", flush=True)
+    assert all(seconds <= 30 for seconds in recovery.values()), recovery
+    _assert_one_outage_alert_each(receiver, ("hbase", "hbase-thrift2", "hdfs"))
+    assert not [a for a in receiver.alerts if "restarting" in a["summary"]], "an outage restarted the driver"
+    assert {o["service"] for o in run.driver_log("ARGUS_OUTAGE")} >= {"hbase", "hdfs"}
+    assert not run.driver_log("ARGUS_BATCH_FAILED")
+    run.assert_every_frame_stored_once()
 
 
 @pytest.mark.parametrize("conf, param, fragment", [

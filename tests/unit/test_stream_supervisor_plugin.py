@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import socket
+import threading
 import time
 from dataclasses import fields
 
@@ -86,8 +87,9 @@ def test_the_repository_registry_lists_the_simulator_cameras(plugin, monkeypatch
 
 
 def make_trigger(trigger_module, store, **kw):
-    trig = trigger_module.StreamHealthTrigger(query_name="q", hbase_host="h", hbase_port=1,
-                                              thresholds=Thresholds(stall_s=60).to_dict(), poll_interval=0.05, **kw)
+    trig = trigger_module.StreamHealthTrigger(**{"query_name": "q", "hbase_host": "h", "hbase_port": 1,
+                                                 "thresholds": Thresholds(stall_s=60).to_dict(), "poll_interval": 0.05,
+                                                 **kw})
     trig._store = lambda: store
     return trig
 
@@ -155,6 +157,46 @@ def test_trigger_waits_for_its_launch_then_gives_up(plugin):
     gone = {"host": socket.gethostname(), "pid": os.getpid(), "start": 0, "boot": boot_id()}
     event = asyncio.run(first_event(make_trigger(trigger, store, launch_id="L9", launched_ms=launched, launcher=gone), 2))
     assert "exited before it took the lease" in event.payload["health"]["reasons"][0]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_trigger_names_an_unreadable_status_row_once_and_lets_the_driver_renew_after_it(plugin):
+    _, trigger = plugin
+    store = MemoryStatusStore()
+    k, _ = keeper(store, ttl_s=0.5)
+    k.acquire()
+    k.record_progress(PROGRESS)
+    store.fail = True  # the Thrift2 server is gone: neither the supervisor nor the driver reaches the row
+    event = asyncio.run(first_event(make_trigger(trigger, store, hbase_host="127.0.0.1", hbase_port=_closed_port()), 2))
+    health = event.payload["health"]
+    assert health["state"] == "healthy" and list(health["breaches"]) == ["outage:hbase-thrift2"]
+    assert "HBase Thrift2 server is down (HBase unreachable)" in health["breaches"]["outage:hbase-thrift2"]
+    # alerted on: silent for as long as the row stays unreadable, and no restart verdict
+    assert asyncio.run(first_event(make_trigger(trigger, store, open_breaches=["outage:hbase-thrift2"]), 0.5)) is None
+
+    time.sleep(0.6)  # the lease lapsed meanwhile: its heartbeat could not reach HBase either
+    store.fail = False
+    threading.Timer(0.2, k.renew).start()  # the driver renews soon after the return
+    event = asyncio.run(first_event(make_trigger(trigger, store, open_breaches=["outage:hbase-thrift2"]), 2))
+    assert event.payload["health"]["state"] == "healthy" and event.payload["health"]["breaches"] == {}
+
+
+def test_trigger_judges_a_lease_not_renewed_after_the_outage_dead(plugin, monkeypatch):
+    _, trigger = plugin
+    monkeypatch.setattr(trigger, "RENEW_GRACE_MS", 200)
+    store = MemoryStatusStore()
+    k, _ = keeper(store, ttl_s=0.3)
+    k.acquire()
+    time.sleep(0.4)
+    started = time.monotonic()
+    event = asyncio.run(first_event(make_trigger(trigger, store, open_breaches=["outage:hbase"]), 3))
+    assert event.payload["health"]["state"] == "dead" and "heartbeat" in event.payload["health"]["reasons"][0]
+    assert time.monotonic() - started >= 0.5  # after the lease TTL and the grace, not at once
 
 
 # ---- the operator's decisions (start or attach, restart with backoff, alerts), no Spark ----

@@ -8,6 +8,7 @@ import copy
 import json
 import os
 import socket
+import threading
 import time
 
 import pytest
@@ -238,16 +239,84 @@ def test_release_marks_the_query_stopped_and_frees_the_lease():
     assert not lost
 
 
-def test_a_driver_that_cannot_renew_for_a_whole_ttl_fences_itself():
+def _wait(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_driver_that_cannot_renew_for_a_whole_ttl_suspends_itself_and_cancels_its_batch(capsys):
     store = MemoryStatusStore()
-    k, lost = keeper(store, ttl_s=0.3, heartbeat_s=0.05)
+    cancelled = []
+    k, lost = keeper(store, ttl_s=0.3, heartbeat_s=0.05, on_suspend=lambda: cancelled.append(True),
+                     name_outage=lambda: "hbase-thrift2")
     k.acquire()
     k.start()
     store.fail = True
-    deadline = time.monotonic() + 5
-    while not lost and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert lost and "not renewed" in lost[0]
+    time.sleep(0.2)
+    assert not k.suspended  # within its TTL: it may still renew
+    _wait(lambda: k.suspended)
+    assert cancelled == [True] and not lost
+    assert '"service": "hbase-thrift2"' in capsys.readouterr().out  # ARGUS_LEASE_SUSPENDED names it
+    store.fail = False
+    k.release()
+
+
+def test_a_driver_that_cannot_renew_because_hbase_is_down_holds_its_batches_and_runs_on_after():
+    store = MemoryStatusStore()
+    k, lost = keeper(store, ttl_s=0.3, heartbeat_s=0.05, name_outage=lambda: "hbase")
+    k.acquire()
+    k.start()
+    store.fail = True
+    _wait(lambda: k.suspended)
+    time.sleep(0.5)  # well past the TTL: still not fenced, since nobody can take the lease over
+    assert not lost
+    held = []
+    waiter = threading.Thread(target=lambda: held.append(k.hold()))
+    waiter.start()
+    time.sleep(0.2)
+    assert held == []  # no micro-batch while the lease is not renewed
+    store.fail = False
+    waiter.join(5)
+    assert held == [True] and not k.suspended and not lost
+    assert store.read("q").lease.owner == k.owner
+    k.release()
+
+
+def test_a_driver_whose_lease_was_taken_during_the_outage_exits_when_hbase_returns():
+    store = MemoryStatusStore()
+    k, lost = keeper(store, ttl_s=0.3, heartbeat_s=0.05, name_outage=lambda: 1 / 0)  # a failing probe changes nothing
+    k.acquire()
+    k.start()
+    store.fail = True
+    _wait(lambda: k.suspended)
+    taken = Lease.decode(store.rows["q"][b"lease"])
+    store.rows["q"][b"lease"] = Lease(**{**taken.__dict__, "owner": "elsewhere:1:new"}).encode()
+    store.fail = False
+    _wait(lambda: lost)
+    assert "taken over" in lost[0] and k.hold() is False
+
+
+def test_a_renewal_written_although_its_answer_timed_out_is_still_this_drivers_lease():
+    class LostAnswers(MemoryStatusStore):
+        drop = False
+
+        def check_and_put(self, query, expected_lease, values):
+            ok = super().check_and_put(query, expected_lease, values)
+            if self.drop:
+                self.drop = False
+                raise OSError("timed out")  # HBase wrote it; the answer never came back
+            return ok
+
+    store = LostAnswers()
+    k, lost = keeper(store)
+    k.acquire()
+    store.drop = True
+    with pytest.raises(OSError):
+        k.renew()
+    assert k.renew() and not lost  # the row holds its newer lease: taken as the current one
+    assert k.write({"idle_ms": 1}) and store.read("q").lease.owner == k.owner
 
 
 def test_a_live_lease_whose_holder_process_is_gone_from_this_host_is_taken_over():
@@ -451,6 +520,111 @@ def test_the_heartbeat_watchdog_names_an_outage_no_failed_batch_reported():
     assert [w["outage"]["service"] for w in written] == ["kafka"]
     waiter.watch(Quiet(30))  # answers again
     assert written[-1]["outage"] == {} and written[-1]["last_outage"]["service"] == "kafka"
+
+
+def test_waiting_out_an_outage_the_watchdog_noticed_records_it_once(capsys):
+    from argus.supervision.outage import OutageWaiter
+
+    class Quiet:
+        def quiet_s(self):
+            return 60
+
+    written, answers = [], iter(["hdfs", "hdfs", None])
+    waiter = OutageWaiter(written.append, lambda: next(answers), sleep=lambda s: None)
+    waiter.watch(Quiet())  # the query hung on HDFS: the watchdog noticed first
+    over = waiter.wait_out("hdfs", OSError("Call From x to namenode failed on connection exception"))
+    assert [w["outage"].get("service") for w in written] == ["hdfs", None]
+    assert over["since_ms"] == written[0]["outage"]["since_ms"] and over["name"] == "HDFS"
+    assert capsys.readouterr().out.count("ARGUS_OUTAGE") == 1
+
+
+class _JmxServer:
+    """A NameNode's /jmx as far as the probe reads it."""
+
+    def __init__(self, info):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = json.dumps({"beans": [info]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.info = info
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_hdfs_answers_only_out_of_safe_mode_with_a_datanode_that_heartbeats():
+    from argus.supervision.outage import _hdfs_answers
+
+    info = {"Safemode": "", "LiveNodes": json.dumps({"127.0.0.1:9866": {"lastContact": 1}})}
+    jmx = _JmxServer(info)
+    try:
+        assert _hdfs_answers(jmx.url, 2)
+        info["LiveNodes"] = json.dumps({"127.0.0.1:9866": {"lastContact": 40}})  # stopped, not yet dead to it
+        assert not _hdfs_answers(jmx.url, 2)
+        info.update(Safemode="Safe mode is ON.", LiveNodes=json.dumps({"127.0.0.1:9866": {"lastContact": 1}}))
+        assert not _hdfs_answers(jmx.url, 2)
+        info.update(Safemode="", LiveNodes="{not json")  # an answer it cannot read: no answer, no exception
+        assert not _hdfs_answers(jmx.url, 2)
+    finally:
+        jmx.close()
+    assert not _hdfs_answers(f"http://127.0.0.1:{_closed_port()}", 2)
+
+
+def test_an_unreadable_status_row_is_blamed_on_thrift2_or_on_hbase_behind_it():
+    from argus.supervision.outage import probe_status_store
+
+    assert probe_status_store("127.0.0.1", _closed_port(), 1) == "hbase-thrift2"
+    with socket.socket() as silent:  # takes connections, answers nothing: HBase behind it is down
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        assert probe_status_store("127.0.0.1", silent.getsockname()[1], 1) == "hbase"
+
+
+def test_probe_services_names_the_first_service_of_the_pipeline_that_does_not_answer(monkeypatch):
+    from argus.endpoints import Endpoints
+    from argus.supervision import outage
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    port = silent.getsockname()[1]
+    answers = {"kafka": True, "hbase": True, "thrift2": True, "hdfs": True}
+    monkeypatch.setattr(outage, "_kafka_answers", lambda *a: answers["kafka"])
+    monkeypatch.setattr(outage, "_hbase_answers", lambda *a: answers["hbase"])
+    monkeypatch.setattr(outage, "_thrift2_answers", lambda *a: answers["thrift2"])
+    monkeypatch.setattr(outage, "_hdfs_answers", lambda *a: answers["hdfs"])
+    where = Endpoints(kafka_bootstrap="127.0.0.1:1", hbase_host="127.0.0.1", hbase_port=port,
+                      hbase_admin_host="127.0.0.1", hbase_admin_port=port, hdfs_uri="hdfs://127.0.0.1:1",
+                      webhdfs_url="http://127.0.0.1:1", spark_master="local[1]")
+    try:
+        assert outage.probe_services(where, 1) is None
+        for service, key in (("hdfs", "hdfs"), ("hbase-thrift2", "thrift2"), ("hbase", "hbase"), ("kafka", "kafka")):
+            answers[key] = False
+            assert outage.probe_services(where, 1) == service
+        answers["kafka"] = True
+        closed = Endpoints(**{**where.__dict__, "hbase_port": _closed_port()})
+        assert outage.probe_services(closed, 1) == "hbase-thrift"  # the Thrift server takes no connection
+    finally:
+        silent.close()
 
 
 def test_isolation_stops_when_too_many_records_fail_alone():

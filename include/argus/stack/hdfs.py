@@ -7,11 +7,11 @@ DataNode directory can never end up "Incompatible clusterIDs" with it.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import urllib.request
 
+from argus.archive.hdfs import namenode_jmx
 from argus.stack.jvm import SetupError
 from argus.stack.service import Service, StackContext, listening, write_hadoop_xml, write_properties
 
@@ -61,10 +61,7 @@ def _write_conf(ctx: StackContext) -> None:
 
 
 def _jmx(ctx: StackContext, query: str) -> dict:
-    url = f"{ctx.cfg.webhdfs_url}/jmx?qry={query}"
-    with urllib.request.urlopen(url, timeout=3) as resp:
-        beans = json.load(resp).get("beans", [])
-    return beans[0] if beans else {}
+    return namenode_jmx(ctx.cfg.webhdfs_url, query)
 
 
 class _HdfsDaemon(Service):

@@ -9,9 +9,19 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from argus.supervision.control import stop_stream
-from argus.supervision.health import Thresholds, assess
+from argus.supervision.health import HEALTHY, Health, Thresholds, assess
+from argus.supervision.outage import STATUS_ROW_SERVICES, outage_text, probe_status_store
 from argus.supervision.process import driver_alive, process_alive
 from argus.supervision.status import StreamStatusStore, now_ms
+
+
+#: how long one read of the status row may take
+READ_TIMEOUT_MS = 5000
+#: after the status row was unreadable, how long (beyond its TTL) the driver has to renew its
+#: lease before it is judged: a suspended driver's renewal may itself be waiting out a timeout
+RENEW_GRACE_MS = 30_000
+#: a row that reads but cannot be decoded this many times in a row fails the trigger
+MAX_UNDECODABLE_READS = 24
 
 
 class StreamHealthTrigger(BaseTrigger):
@@ -30,14 +40,17 @@ class StreamHealthTrigger(BaseTrigger):
         (start: clock ticks since boot, :class:`argus.process.ProcessIdentity`).
     :param open_breaches: SLO breaches already alerted on (fires when the set changes).
     :param max_read_failures: consecutive failed reads of the status row before the trigger
-        fails (HBase down for that long is an incident of its own).
+        names the outage itself (``outage:hbase`` or ``outage:hbase-thrift2``: the driver cannot
+        record it where HBase is down). It then keeps reading until the row answers again, and
+        for one lease TTL after that it waits for the driver to renew its lease (it could not
+        meanwhile) before it judges it.
     :param newer: arguments of a newer version of this trigger, ignored.
     """
 
     def __init__(self, *, query_name: str, hbase_host: str, hbase_port: int, thresholds: dict[str, Any],
                  poll_interval: float = 5.0, launch_id: str | None = None, launched_ms: int | None = None,
                  launcher: dict[str, Any] | None = None, open_breaches: Sequence[str] = (),
-                 max_read_failures: int = 24, **newer: Any) -> None:
+                 max_read_failures: int = 3, **newer: Any) -> None:
         super().__init__()
         if newer:
             # written by a newer supervisor while this triggerer runs older code (a rolling
@@ -60,29 +73,51 @@ class StreamHealthTrigger(BaseTrigger):
         })
 
     def _store(self) -> StreamStatusStore:
-        return StreamStatusStore(self.hbase_host, self.hbase_port)
+        # a read that HBase cannot answer fails within seconds: the outage is named sooner
+        return StreamStatusStore(self.hbase_host, self.hbase_port, timeout_ms=READ_TIMEOUT_MS)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         thresholds = Thresholds.from_mapping(self.thresholds)
         store = self._store()
-        failures = 0
+        failures = undecodable = 0
+        # an outage of the status row's services already alerted on (by an earlier trigger)
+        store_down = any(b.removeprefix("outage:") in STATUS_ROW_SERVICES for b in self.open_breaches)
+        renew_by_ms = None  # after the row was unreadable: the driver has until then to renew
         try:
             while True:
                 try:
                     status = await asyncio.to_thread(store.read, self.query_name)
-                    alive = await asyncio.to_thread(driver_alive, status.lease)
-                    launcher_alive = (await asyncio.to_thread(process_alive, **self.launcher)
-                                      if self.launcher else None)
-                    failures = 0
+                    undecodable = 0
+                except (ValueError, KeyError, TypeError) as exc:  # it answers, with a row we cannot read
+                    undecodable += 1
+                    self.log.warning("The status row of %s cannot be read (%d in a row): %s",
+                                     self.query_name, undecodable, exc)
+                    if undecodable >= MAX_UNDECODABLE_READS:
+                        raise
+                    await asyncio.sleep(self.poll_interval)
+                    continue
                 except Exception as exc:
                     failures += 1
                     self.log.warning("Reading the status of %s failed (%d in a row): %s",
                                      self.query_name, failures, exc)
-                    if failures >= self.max_read_failures:
-                        raise
+                    if failures >= self.max_read_failures and not store_down:
+                        yield await self._store_outage(exc)
+                        return
                     await asyncio.sleep(self.poll_interval)
                     continue
-                health = assess(status, now_ms(), thresholds, launch_id=self.launch_id,
+                alive = await asyncio.to_thread(driver_alive, status.lease)
+                launcher_alive = await asyncio.to_thread(process_alive, **self.launcher) if self.launcher else None
+                now = now_ms()
+                if failures or store_down:
+                    failures, store_down = 0, False
+                    ttl_ms = status.lease.ttl_ms if status.lease else 0
+                    renew_by_ms = now + ttl_ms + RENEW_GRACE_MS + int(2 * self.poll_interval * 1000)
+                if (renew_by_ms is not None and now < renew_by_ms and status.lease is not None
+                        and not status.lease.live(now) and alive is not False):
+                    await asyncio.sleep(self.poll_interval)  # its heartbeat could not reach HBase either
+                    continue
+                renew_by_ms = None
+                health = assess(status, now, thresholds, launch_id=self.launch_id,
                                 launched_ms=self.launched_ms, launcher_alive=launcher_alive, driver_alive=alive)
                 if health.needs_restart or sorted(health.breaches) != self.open_breaches:
                     self.log.info("Streaming query %s: %s %s %s", self.query_name, health.state,
@@ -94,6 +129,16 @@ class StreamHealthTrigger(BaseTrigger):
                 await asyncio.sleep(self.poll_interval)
         finally:
             store.close()
+
+    async def _store_outage(self, error: Exception) -> TriggerEvent:
+        """The status row cannot be read: name the service that is down, as a breach (the
+        breaches already open stay open)."""
+        service = await asyncio.to_thread(probe_status_store, self.hbase_host, self.hbase_port)
+        breaches = {name: "still open" for name in self.open_breaches}
+        breaches[f"outage:{service}"] = outage_text(service, error, "the supervisor cannot read the stream's status; "
+                                                                    "the stream waits for it")
+        self.log.warning("Streaming query %s: %s", self.query_name, breaches[f"outage:{service}"])
+        return TriggerEvent({"health": Health(HEALTHY, (), breaches).to_dict(), "lease": None})
 
     async def on_kill(self) -> None:
         """The user stopped the task (mark failed/success, clear): stop the streaming job."""
