@@ -200,11 +200,11 @@ def test_console_pages_on_a_running_pipeline(page: Page, console_pipeline, cfg, 
     shots = cfg.root / "docs" / "screenshots"
     with _screenshot_on_failure(page, tmp_path / "failure.png"):
         _console_login(page, cfg)
-        # the Argus pages are in Airflow's navigation: Plugins > Argus > Argus Live, ...
+        # the Argus pages (and the DOE reports) are in Airflow's navigation: Plugins > Argus > Argus Live, ...
         page.goto(cfg.airflow_url)
         page.get_by_role("button", name="Plugins").click()
         page.get_by_role("menuitem", name="Argus", exact=True).hover()
-        for title in ("Argus Live", "Argus Search", "Argus Cameras"):
+        for title in ("Argus Live", "Argus Search", "Argus Cameras", "Argus DOE sweeps"):
             expect(page.get_by_role("menuitem", name=title)).to_be_visible(timeout=UI_TIMEOUT_MS)
 
         # live wall: a 2x2 grid with our two cameras in its first tiles
