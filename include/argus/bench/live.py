@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping
+from typing import Any
 import time
 import uuid
 
@@ -191,9 +193,11 @@ def image_bytes(store: DetectionStore, cameras: list[str], frames: int, seconds:
 def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str | None = None,
                    batch: int = 8, executors: int = 1, cores_per_executor: int = 2,
                    drain_frames: int | None = None, trigger_seconds: float = 0.5,
-                   checkpoint: str = "hdfs", task_cpus: int | None = None) -> dict:
+                   checkpoint: str = "hdfs", task_cpus: int | None = None,
+                   job_settings: Mapping[str, Any] | None = None) -> dict:
     """Throughput (drain), live latency and the bare detector, in one run (see the module).
 
+    :param job_settings: other :class:`StreamJobSpec` settings of both jobs (e.g. ``crop_px=0``).
     :param trigger_seconds: the streaming job's trigger interval (both phases).
     :param task_cpus: cores of each task (default: all of its executor's).
     :param checkpoint: ``hdfs`` (the default deployment's) or ``local`` (a folder under the
@@ -231,7 +235,7 @@ def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str | No
     spec = StreamJobSpec(topic=drain_topic, dlq_topic=dlq, query_name=f"bench_{run}_drain", default_model=model,
                          batch_size=batch, executors=executors, cores_per_executor=cores_per_executor,
                          task_cpus=task_cpus, max_offsets_per_trigger=max(50, int(bare_fps * 8)),
-                         trigger_seconds=trigger_seconds, checkpoint=f"{checkpoints}/drain")
+                         trigger_seconds=trigger_seconds, checkpoint=f"{checkpoints}/drain", **(job_settings or {}))
     job = StreamJob(spec, cfg)
     log_from = _log_size(job)
     job.start()
@@ -257,7 +261,7 @@ def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str | No
                          task_cpus=task_cpus, trigger_seconds=trigger_seconds, starting_offsets="earliest",
                          # a bound for backlogs only: live batches take what arrived since the last
                          max_offsets_per_trigger=max(50, int(bare_fps * 4)),
-                         checkpoint=f"{checkpoints}/live")
+                         checkpoint=f"{checkpoints}/live", **(job_settings or {}))
     job = StreamJob(spec, cfg)
     log_from = _log_size(job)
     job.start()
@@ -291,7 +295,7 @@ def bench_pipeline(cameras: int, rate_hz: float, seconds: float, model: str | No
         "efficiency": round(fps / bare_fps, 4),
         "latency_ms": {"p50": _pct(e2e, 50), "p95": _pct(e2e, 95), "p99": _pct(e2e, 99)},
         "stage_latency_ms": per_stage, "micro_batches": live_batches, "seconds": seconds,
-        "trigger_seconds": trigger_seconds, "checkpoint": checkpoint,
+        "trigger_seconds": trigger_seconds, "checkpoint": checkpoint, "job_settings": dict(job_settings or {}),
         # the live phase's cameras, with the job's default crops and live frames
         "hbase_image_bytes": image_bytes(store, live_ids, len(live_rows), seconds),
     }

@@ -305,12 +305,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_bench_pipeline(args: argparse.Namespace) -> int:
     from argus.bench.live import bench_pipeline
+    from argus.cli.settings import settings_from
 
     with console.status("benchmarking the pipeline (bare detector, drain, live latency)"):
         result = bench_pipeline(args.cameras, args.rate, args.seconds, model=args.model, batch=args.batch,
                                 executors=args.executors, cores_per_executor=args.cores_per_executor,
                                 task_cpus=args.task_cpus, trigger_seconds=args.trigger_seconds,
-                                checkpoint=args.checkpoint)
+                                checkpoint=args.checkpoint, job_settings=settings_from(args, BENCH_PIPELINE_FLAGS))
     return _print_json(result, args.json)
 
 
@@ -408,12 +409,15 @@ def cmd_bench_doe(args: argparse.Namespace) -> int:
 REPROCESS_FLAGS = {"--since": "since", "--until": "until", "--cameras": "cameras", "--model": "model",
                    "--rate": "rate_hz", "--window": "window_s", "--batch": "batch_size", "--executors": "executors",
                    "--root": "archive_root", "--no-resume": "resume"}
+#: ``argus bench pipeline`` flags -> StreamJobSpec settings of both measured jobs
+BENCH_PIPELINE_FLAGS = {"--crop-px": "crop_px", "--live-view-px": "live_view_px"}
 
 
 def build_parser() -> argparse.ArgumentParser:
     from argus.archive.launcher import ReprocessJobSpec
     from argus.archive.layout import ARCHIVE_ROOT
     from argus.cli.settings import add_settings
+    from argus.live.launcher import StreamJobSpec
     from argus.live.message import FRAMES_TOPIC
 
     parser = argparse.ArgumentParser(prog="argus", description=__doc__)
@@ -527,6 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trigger-seconds", type=float, default=0.5, help="the streaming job's trigger interval")
     p.add_argument("--checkpoint", choices=("hdfs", "local"), default="hdfs",
                    help="where the job checkpoints: HDFS, or a local folder on the driver's host")
+    add_settings(p, StreamJobSpec, BENCH_PIPELINE_FLAGS)
     p.add_argument("--json", metavar="OUT", help="also write the result to this file")
     p.set_defaults(func=cmd_bench_pipeline)
 
