@@ -194,8 +194,9 @@ def _console_login(page: Page, cfg) -> None:
 
 def test_console_pages_on_a_running_pipeline(page: Page, console_pipeline, cfg, tmp_path):
     """The issue's checks: the live wall's tiles load and change within 5 s; a search for
-    person shows rows with loaded crops; giving a camera another model on the cameras page
-    makes its next detections carry the new model in HBase."""
+    person shows rows with loaded crops; the monitor has a row of numbers per camera; giving a
+    camera another model on the cameras page makes its next detections carry the new model in
+    HBase."""
     cameras, store = console_pipeline
     shots = cfg.root / "docs" / "screenshots"
     with _screenshot_on_failure(page, tmp_path / "failure.png"):
@@ -204,7 +205,7 @@ def test_console_pages_on_a_running_pipeline(page: Page, console_pipeline, cfg, 
         page.goto(cfg.airflow_url)
         page.get_by_role("button", name="Plugins").click()
         page.get_by_role("menuitem", name="Argus", exact=True).hover()
-        for title in ("Argus Live", "Argus Search", "Argus Cameras", "Argus DOE sweeps"):
+        for title in ("Argus Live", "Argus Search", "Argus Monitor", "Argus Cameras", "Argus DOE sweeps"):
             expect(page.get_by_role("menuitem", name=title)).to_be_visible(timeout=UI_TIMEOUT_MS)
 
         # live wall: a 2x2 grid with our two cameras in its first tiles
@@ -238,6 +239,15 @@ def test_console_pages_on_a_running_pipeline(page: Page, console_pipeline, cfg, 
         page.screenshot(path=shots / "console-search.png")  # the crops of the first screen (lazy below)
         rows.first.get_by_role("link", name=re.compile(r"^frame ")).click()
         expect(page.locator(".frame .box").first).to_contain_text("person", timeout=UI_TIMEOUT_MS)
+
+        # monitor: a row per camera with its rate and each stage's percentiles, in milliseconds
+        page.goto(f"{cfg.console_url}/monitor?window_s=120&refresh_s=0")
+        for camera in cameras:
+            cells = page.locator(f"#monitor tr.camera[data-camera='{camera}'] td")
+            expect(cells.nth(2)).to_have_text(re.compile(r"^\d+\.\d\d$"), timeout=UI_TIMEOUT_MS)  # frames/s
+            numbers = [cells.nth(i).inner_text() for i in range(1, cells.count())]
+            assert int(numbers[0]) > 0 and all(re.fullmatch(r"\d+(\.\d+)?", n) for n in numbers), numbers
+        page.screenshot(path=shots / "console-monitor.png")
 
         # cameras: give the second camera BlazeFace; its next frames are detected with it
         page.goto(f"{cfg.console_url}/cameras")

@@ -7,6 +7,7 @@ import pytest
 from argus.store.detections import StoredDetection
 
 NOW = 1_795_000_000_000
+STAGE_PAIRS = ("captured->kafka", "kafka->read", "read->detected", "detected->written", "captured->written")
 
 
 class ConsoleStore:
@@ -39,6 +40,13 @@ class ConsoleStore:
 
     def recent_rate(self, camera, since_ms):
         return 2.0, 340.0
+
+    def stage_latencies(self, camera, since_ms, until_ms):
+        self.windows = getattr(self, "windows", []) + [(until_ms - since_ms) // 1000]
+        if camera != "gate-1":
+            return {"frames": 0, "fps": 0.0, "stages": {s: {"p50": None, "p99": None} for s in STAGE_PAIRS}}
+        return {"frames": 120, "fps": 2.0, "stages": {s: {"p50": 10.0 * i, "p99": 20.0 * i}
+                                                      for i, s in enumerate(STAGE_PAIRS, 1)}}
 
     def user_setting(self, user, name):
         return self.settings.get((user, name))
@@ -189,14 +197,38 @@ def test_every_route_needs_an_airflow_login(airflow_home, store):
 
     client = TestClient(create_app(lambda: store))
     for path in ("/", "/cameras", "/live", "/search", "/api/cameras", "/api/cameras/gate-1", "/api/live",
-                 "/api/layout", "/api/search", "/api/openapi.json", "/static/live.js", f"/frame/gate-1/{NOW}/0"):
+                 "/api/layout", "/api/search", "/api/openapi.json", "/static/live.js", f"/frame/gate-1/{NOW}/0",
+                 "/monitor", "/api/monitor"):
         assert client.get(path).status_code == 401, path
     assert client.put("/api/cameras/gate-1/model", json={"model": "blazeface"}).status_code == 401
     assert not store.assigned
 
 
+def test_the_monitor_gives_each_camera_its_rate_and_stage_percentiles_over_the_window(client, store):
+    data = client.get("/api/monitor", params={"window_s": 300}).json()
+    assert data["window_s"] == 300 and store.windows[-1] == 300
+    by_id = {c["id"]: c for c in data["cameras"]}
+    assert [c["id"] for c in data["cameras"]] == ["gate-1", "dock-7", "lobby"]  # with frames first, then by id
+    assert by_id["gate-1"]["fps"] == 2.0 and by_id["gate-1"]["stages"]["captured->written"] == {"p50": 50.0, "p99": 100.0}
+    for bad in ("4", "3601", "x"):
+        resp = client.get("/api/monitor", params={"window_s": bad})
+        assert resp.status_code == 422
+    page = client.get("/monitor").text
+    assert "<tr class='camera' data-camera='gate-1'><td>gate-1</td><td class='num'>120</td><td class='num'>2.00</td>" in page
+    assert "captured → written ms" in page and "http-equiv='refresh'" in page
+    wrong = client.get("/monitor", params={"window_s": "<b>9999</b>"})
+    assert wrong.status_code == 422 and "&lt;b&gt;9999&lt;/b&gt;" in wrong.text and "<b>9999" not in wrong.text
+
+
+def test_percentiles_are_linear_between_ranks():
+    from argus.store.detections import _percentile
+
+    assert _percentile([], 50) is None and _percentile([7], 99) == 7
+    assert _percentile([4, 1, 3, 2], 50) == 2.5 and _percentile(list(range(101)), 99) == 99
+
+
 def test_the_openapi_document_lists_the_json_routes(client):
     paths = client.get("/api/openapi.json").json()["paths"]
     assert {"/api/cameras", "/api/cameras/{camera}", "/api/cameras/{camera}/model", "/api/live", "/api/search",
-            "/api/layout", "/api/frames/{camera}/{ts}/{seq}"} <= set(paths)
+            "/api/layout", "/api/frames/{camera}/{ts}/{seq}", "/api/monitor"} <= set(paths)
     assert "/cameras" not in paths and "/live" not in paths

@@ -7,6 +7,7 @@ the streaming DAG. Pages are server-rendered with everything from the data escap
 link with relative URLs so that the console works behind a proxy path.
 """
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -29,6 +30,8 @@ MAX_PAGE_SIZE = 200
 MAX_SEARCH_DEPTH = 5000
 #: the window the live wall's frames/s and latency are taken over
 LIVE_WINDOW_S = 10
+#: the monitor's window: default and bounds (s)
+MONITOR_WINDOW_S, MAX_MONITOR_WINDOW_S = 60, 3600
 STATIC = Path(__file__).parent / "static"
 ANONYMOUS = "anonymous"
 
@@ -225,6 +228,17 @@ def create_app(store_factory: Callable[[], Any] | None = None, *, authorize: boo
         return frame
 
     # ---- pages ----
+    @app.get("/api/monitor", summary="Per camera, over the last window_s: frames stored, frames/s, and p50/p99 "
+                                     "of each stage (capture -> Kafka -> Spark -> detection -> HBase) and in all")
+    def api_monitor(window_s: Annotated[int, Query(ge=5, le=MAX_MONITOR_WINDOW_S)] = MONITOR_WINDOW_S
+                    ) -> dict[str, Any]:
+        until = int(time.time() * 1000)
+        since = until - window_s * 1000
+        rows = [{"id": cam["id"], **store().stage_latencies(cam["id"], since, until)} for cam in cameras()]
+        # the cameras with frames in the window first, then the quiet ones
+        return {"window_s": window_s, "since_ms": since, "until_ms": until,
+                "cameras": sorted(rows, key=lambda row: (row["frames"] == 0, row["id"]))}
+
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> FileResponse:
         path = STATIC / name
@@ -259,6 +273,15 @@ def create_app(store_factory: Callable[[], Any] | None = None, *, authorize: boo
             detail = exc.detail if isinstance(exc, HTTPException) else str(exc)
             return HTMLResponse(pages.search(form, cameras(), error=str(detail)), status_code=422)
         return HTMLResponse(pages.search(form, cameras(), found=found))
+
+    @app.get("/monitor", response_class=HTMLResponse, include_in_schema=False)
+    def monitor_page(window_s: str = str(MONITOR_WINDOW_S), refresh_s: str = "5") -> HTMLResponse:
+        try:
+            window = int(pages.parse_number(window_s, "window_s", 5, MAX_MONITOR_WINDOW_S))
+            refresh = int(pages.parse_number(refresh_s, "refresh_s", 0, 3600))
+        except ValueError as exc:
+            return HTMLResponse(pages.monitor(None, window_s, error=str(exc)), status_code=422)
+        return HTMLResponse(pages.monitor(api_monitor(window), window_s, refresh_s=refresh))
 
     @app.get("/frame/{camera}/{ts}/{seq}", response_class=HTMLResponse, include_in_schema=False)
     def frame_page(camera: str, ts: int, seq: int) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 #: the console's pages: path under the prefix -> title (the plugin's menu entries)
-PAGES = {"live": "Live", "search": "Search", "cameras": "Cameras"}
+PAGES = {"live": "Live", "search": "Search", "monitor": "Monitor", "cameras": "Cameras"}
 
 _STYLE = "<link rel='stylesheet' href='{up}static/console.css'>"
 
@@ -133,6 +133,35 @@ def search(form: Mapping[str, Any], cameras: Sequence[Mapping[str, Any]], *, fou
     head = "<tr><th>crop</th><th>class</th><th>score</th><th>camera</th><th>captured</th><th>model</th><th></th></tr>"
     table = f"<table id='results'>{head}{''.join(rows)}</table>" if rows else "<p>No detection matches.</p>"
     return page("Search", f"{body}<p class='muted'>page {found['page'] + 1}</p>{table}<p>{' · '.join(pager)}</p>")
+
+
+def monitor(data: Mapping[str, Any] | None, window_s: str, error: str | None = None, refresh_s: int = 5) -> str:
+    """Per camera over the window: frames, frames/s, p50 / p99 of each stage; reloads itself
+    every ``refresh_s`` (0: never)."""
+    body = ("<form method='get' class='controls'><label>window (s) <input name='window_s' type='number' "
+            f"min='5' max='3600' value='{e(window_s)}'></label> <button type='submit'>Show</button></form>")
+    if error or data is None:
+        return page("Monitor", body + f"<p class='error' id='error'>{e(error)}</p>")
+    stages = list(data["cameras"][0]["stages"]) if data["cameras"] else []
+    head = ("<tr><th rowspan='2'>camera</th><th rowspan='2'>frames</th><th rowspan='2'>frames/s</th>"
+            + "".join(f"<th colspan='2'>{e(s.replace('->', ' → '))} ms</th>" for s in stages) + "</tr><tr>"
+            + "<th>p50</th><th>p99</th>" * len(stages) + "</tr>")
+
+    def ms(value: Any) -> str:
+        return "" if value is None else f"{value:.0f}"
+
+    rows = "".join(f"<tr class='camera' data-camera='{e(c['id'])}'><td>{e(c['id'])}</td>"
+                   f"<td class='num'>{e(c['frames'])}</td><td class='num'>{c['fps']:.2f}</td>"
+                   + "".join(f"<td class='num'>{ms(c['stages'][s]['p50'])}</td><td class='num'>{ms(c['stages'][s]['p99'])}"
+                             "</td>" for s in stages) + "</tr>" for c in data["cameras"])
+    table = f"<table id='monitor'>{head}{rows}</table>" if rows else "<p>No camera.</p>"
+    note = (f"<p class='muted'>frames captured in the last {e(data['window_s'])} s, from argus:frames "
+            f"(until {e(_time(data['until_ms']))})"
+            + (f"; the page reloads every {refresh_s} s" if refresh_s else "") + "</p>")
+    html_page = page("Monitor", body + note + table)
+    if refresh_s:
+        html_page = html_page.replace("<head>", f"<head><meta http-equiv='refresh' content='{refresh_s}'>", 1)
+    return html_page
 
 
 def frame(info: Mapping[str, Any]) -> str:

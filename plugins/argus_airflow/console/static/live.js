@@ -110,14 +110,19 @@
     });
   }
 
-  function resize(cols, rows) {
-    layout.cols = Math.max(1, Math.min(8, cols));
-    layout.rows = Math.max(1, Math.min(8, rows));
+  // the size controls say the layout's size, and the grid is built for it
+  function showLayout() {
     colsIn.value = layout.cols;
     rowsIn.value = layout.rows;
     const name = layout.cols + "x" + layout.rows;
     preset.value = PRESETS[name] ? name : "custom";
     build();
+  }
+
+  function resize(cols, rows) {
+    layout.cols = Math.max(1, Math.min(8, cols));
+    layout.rows = Math.max(1, Math.min(8, rows));
+    showLayout();
     save();
     refresh();
   }
@@ -137,11 +142,7 @@
       status.textContent = e.message;
     }
     if (!layout.tiles.length) layout.tiles = cameras.map((c) => c.id);
-    colsIn.value = layout.cols;
-    rowsIn.value = layout.rows;
-    const name = layout.cols + "x" + layout.rows;
-    preset.value = PRESETS[name] ? name : "custom";
-    build();
+    showLayout();
     refresh();
     setInterval(refresh, 1000);
   })();
