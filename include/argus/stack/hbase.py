@@ -58,6 +58,14 @@ class HBaseService(Service):
             "hbase.regionserver.info.port": cfg.port("hbase_regionserver_info"),
             "hbase.regionserver.info.bindAddress": host,
             "hbase.thrift.info.port": -1,
+            # master, region server and ZooKeeper share one heap here, which HBase's defaults
+            # (40% block cache + 40% memstore + a 1 GB call queue) assume is the region
+            # server's alone: a burst of large Thrift batches then ran it out of memory
+            # (OutOfMemoryError in the RPC handlers). Smaller shares, and a call queue that
+            # pushes back (CallQueueTooBigException, retried by the client) instead of growing
+            "hfile.block.cache.size": 0.2,
+            "hbase.regionserver.global.memstore.size": 0.3,
+            "hbase.ipc.server.max.callqueue.size": 128 * 2**20,
             # idle Thrift sockets are closed after 60 s by default ("TSocket read 0 bytes")
             "hbase.thrift.server.socket.read.timeout": 24 * 3600 * 1000,
             "hbase.thrift.connection.max-idletime": 24 * 3600 * 1000,
@@ -65,7 +73,7 @@ class HBaseService(Service):
         write_properties(_hbase_conf(ctx) / "log4j2.properties", LOG4J2_STDOUT)
 
     def argv(self, ctx: StackContext) -> list[str]:
-        return self.java_argv(ctx, "org.apache.hadoop.hbase.master.HMaster", "start", heap="1g",
+        return self.java_argv(ctx, "org.apache.hadoop.hbase.master.HMaster", "start", heap="1536m",
                               opts=_opts(ctx), conf=_hbase_conf(ctx))
 
     def ready(self, ctx: StackContext) -> bool:
