@@ -253,7 +253,8 @@ def main(argv: list[str]) -> int:
     # the store's one reconnect): the driver suspends itself soon after its lease lapses
     store = StreamStatusStore.from_endpoints(endpoints, timeout_ms=max(1000, int(spec.lease_ttl_seconds * 1000 / 3)))
     store.ensure_table()
-    job = {"topic": spec.topic, "checkpoint": spec.checkpoint, "trigger_seconds": spec.trigger_seconds,
+    job = {"topic": spec.topic, "dlq_topic": spec.dlq_topic, "checkpoint": spec.checkpoint,
+           "trigger_seconds": spec.trigger_seconds,
            "max_offsets": spec.max_offsets_per_trigger, "batch_size": spec.batch_size,
            "default_model": spec.default_model, "starting_offsets": spec.starting_offsets}
     keeper = LeaseKeeper(store, spec.query_name, ttl_s=spec.lease_ttl_seconds, launch_id=args.launch_id, job=job,
@@ -296,7 +297,7 @@ def run_query(spec: StreamJobSpec, endpoints: Endpoints, keeper: LeaseKeeper) ->
                  .option("checkpointLocation", spec.checkpoint)
                  .trigger(processingTime=f"{spec.trigger_seconds} seconds")
                  .start())
-        keeper.attach(query, app_id=spark.sparkContext.applicationId)
+        keeper.attach(query, app_id=spark.sparkContext.applicationId, ui_url=spark.sparkContext.uiWebUrl)
         return query
 
     restarts: list[float] = []

@@ -14,6 +14,11 @@ for folder in (ROOT / "plugins", ROOT / "include"):
         sys.path.insert(0, str(folder))
 
 
+def pytest_addoption(parser):
+    parser.addoption("--update-screenshots", action="store_true",
+                     help="the UI tests write their screenshots over docs/screenshots/ (default: a temporary folder)")
+
+
 @pytest.fixture(scope="session")
 def airflow_home(tmp_path_factory):
     """A throwaway AIRFLOW_HOME for tests that import Airflow in-process (never ~/airflow)."""

@@ -374,20 +374,30 @@ def _running(proc: psutil.Process) -> bool:
         return False
 
 
-def resident_mb(pid: int) -> float:
-    """RSS of a daemon and all its children, in MiB."""
+def tree_usage(pid: int) -> tuple[float, float] | None:
+    """(CPU seconds, user and system, RSS in MiB) of a daemon and all its live children;
+    None if the daemon is gone."""
     try:
         root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
     except psutil.Error:
-        return 0.0
-    total = 0
+        return None
+    cpu = rss = 0.0
     for proc in procs:
         try:
-            total += proc.memory_info().rss
+            with proc.oneshot():
+                times = proc.cpu_times()
+                cpu += times.user + times.system
+                rss += proc.memory_info().rss
         except psutil.Error:
             pass
-    return total / 2**20
+    return cpu, rss / 2**20
+
+
+def resident_mb(pid: int) -> float:
+    """RSS of a daemon and all its children, in MiB."""
+    usage = tree_usage(pid)
+    return usage[1] if usage else 0.0
 
 
 # ---- stopping ----

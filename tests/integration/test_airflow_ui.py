@@ -1,7 +1,9 @@
 """The Airflow UI in a real browser: log in, find the Argus DAGs, open a finished run.
 
 Drives Debian's Chromium (``scripts/ensure-chromium`` installs it) through Playwright and
-saves the screenshots that ``docs/ui.md`` shows, so they always match the running version.
+takes the screenshots that ``docs/ui.md`` shows: into the test's temporary folder, or over
+``docs/screenshots/`` when asked for (``pytest --update-screenshots``), so that a test run
+leaves the tracked files alone.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from confluent_kafka import Producer
 
 from argus.airflow_client import AirflowClient
 from argus.stack.airflow import airflow_login
@@ -95,14 +99,21 @@ def _settle(page: Page) -> None:
     page.wait_for_load_state("networkidle", timeout=UI_TIMEOUT_MS)
 
 
-def test_ui_login_dag_list_and_a_successful_run(page: Page, smoke_run, cfg, tmp_path):
+@pytest.fixture
+def shots(request, cfg, tmp_path) -> Path:
+    """Where the screenshots go: docs/screenshots/ with ``--update-screenshots``, else a temporary folder."""
+    folder = cfg.root / "docs" / "screenshots" if request.config.getoption("--update-screenshots") \
+        else tmp_path / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_ui_login_dag_list_and_a_successful_run(page: Page, smoke_run, cfg, shots, tmp_path):
     with _screenshot_on_failure(page, tmp_path / "failure.png"):
-        _walk_through_the_ui(page, cfg, *smoke_run)
+        _walk_through_the_ui(page, cfg, shots, *smoke_run)
 
 
-def _walk_through_the_ui(page: Page, cfg, run_id: str, argus_dags: list[str]) -> None:
-    shots = cfg.root / "docs" / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
+def _walk_through_the_ui(page: Page, cfg, shots: Path, run_id: str, argus_dags: list[str]) -> None:
     user, password = airflow_login(cfg)
 
     # the UI asks for a login first (simple auth manager)
@@ -156,7 +167,7 @@ CONSOLE_SHOTS = ("console-live.png", "console-search.png", "console-cameras.png"
 @pytest.fixture
 def console_pipeline(stack, cfg, unique, tmp_path):
     """A streaming job (person detector) over two cameras fed 2 frames/s each by a plain
-    producer, with frames stored; yields (cameras, store), stops both afterwards."""
+    producer, with frames stored; yields (cameras, store, spec), stops both afterwards."""
     from stream_checks import LiveFeed, one_partition_job
 
     from argus.live.launcher import StreamJob
@@ -177,7 +188,7 @@ def console_pipeline(stack, cfg, unique, tmp_path):
             assert job.alive, job.log_tail()
             assert time.monotonic() < deadline, f"no recent live frame of {cameras} after 300 s:\n{job.log_tail()}"
             time.sleep(2)
-        yield cameras, store
+        yield cameras, store, spec
     finally:
         feed.stop_event.set()
         job.kill()
@@ -192,13 +203,12 @@ def _console_login(page: Page, cfg) -> None:
     page.wait_for_url(re.compile(rf"^{re.escape(cfg.airflow_url)}/(?!auth/)"))
 
 
-def test_console_pages_on_a_running_pipeline(page: Page, console_pipeline, cfg, tmp_path):
+def test_console_pages_on_a_running_pipeline(page: Page, console_pipeline, cfg, shots, tmp_path):
     """The issue's checks: the live wall's tiles load and change within 5 s; a search for
     person shows rows with loaded crops; the monitor has a row of numbers per camera; giving a
     camera another model on the cameras page makes its next detections carry the new model in
     HBase."""
-    cameras, store = console_pipeline
-    shots = cfg.root / "docs" / "screenshots"
+    cameras, store, spec = console_pipeline
     with _screenshot_on_failure(page, tmp_path / "failure.png"):
         _console_login(page, cfg)
         # the Argus pages (and the DOE reports) are in Airflow's navigation: Plugins > Argus > Argus Live, ...
@@ -240,14 +250,46 @@ def test_console_pages_on_a_running_pipeline(page: Page, console_pipeline, cfg, 
         rows.first.get_by_role("link", name=re.compile(r"^frame ")).click()
         expect(page.locator(".frame .box").first).to_contain_text("person", timeout=UI_TIMEOUT_MS)
 
-        # monitor: a row per camera with its rate and each stage's percentiles, in milliseconds
-        page.goto(f"{cfg.console_url}/monitor?window_s=120&refresh_s=0")
+        # monitor: a row per camera with its rate, its dead letters and each stage's percentiles
+        # (ms); the running query with its executors; the services; GPUs; two plots. Two frames of
+        # the first camera that are no JPEG (a plain producer, the documented headers) are its
+        # dead letters.
+        bad = Producer({"bootstrap.servers": cfg.kafka_bootstrap})
+        for seq in (10**9, 10**9 + 1):
+            bad.produce(spec.topic, key=cameras[0], value=b"not a jpeg", headers=[
+                ("camera_id", cameras[0].encode()), ("capture_ts_ms", str(int(time.time() * 1000)).encode()),
+                ("seq", str(seq).encode()), ("width", b"320"), ("height", b"240"), ("schema_version", b"1")])
+        assert bad.flush(30) == 0
+        deadline = time.monotonic() + 60
+        while True:
+            page.goto(f"{cfg.console_url}/monitor?window_s=120&refresh_s=0")
+            letters = page.locator(f"#monitor tr.camera[data-camera='{cameras[0]}'] td").nth(3)
+            if letters.inner_text() == "2":
+                break
+            assert time.monotonic() < deadline, f"the monitor shows {letters.inner_text()!r} dead letters, not 2"
+            time.sleep(2)
+        assert "payload is not a JPEG" in letters.get_attribute("title")
         for camera in cameras:
             cells = page.locator(f"#monitor tr.camera[data-camera='{camera}'] td")
             expect(cells.nth(2)).to_have_text(re.compile(r"^\d+\.\d\d$"), timeout=UI_TIMEOUT_MS)  # frames/s
             numbers = [cells.nth(i).inner_text() for i in range(1, cells.count())]
             assert int(numbers[0]) > 0 and all(re.fullmatch(r"\d+(\.\d+)?", n) for n in numbers), numbers
-        page.screenshot(path=shots / "console-monitor.png")
+        query = page.locator("#streams tr", has_text=spec.query_name)
+        expect(query).to_contain_text("running", timeout=UI_TIMEOUT_MS)
+        batch_ms = query.locator("td").nth(6).inner_text()
+        assert re.fullmatch(r"\d+", batch_ms), batch_ms  # the last micro-batch's duration
+        executors = page.locator(f"[id='executors-{spec.query_name}'] tr")
+        expect(executors.nth(1)).to_contain_text("driver", timeout=UI_TIMEOUT_MS)
+        assert executors.count() >= 3, "the driver and at least one executor"
+        api_server = page.locator("#services tr", has_text="airflow-api-server").locator("td")
+        assert re.fullmatch(r"\d+(\.\d)?", api_server.nth(2).inner_text())  # CPU: the second look has one
+        assert int(api_server.nth(3).inner_text()) > 50  # MiB
+        gpus = page.locator("#gpus tr")
+        assert gpus.count() > 1 or "no nvidia-smi on this host" in page.content()
+        for plot in page.locator("img.plot").all():
+            page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=plot.element_handle())
+        assert page.locator("img.plot").count() == 2
+        page.screenshot(path=shots / "console-monitor.png", full_page=True)
 
         # cameras: give the second camera BlazeFace; its next frames are detected with it
         page.goto(f"{cfg.console_url}/cameras")

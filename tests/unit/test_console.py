@@ -7,7 +7,7 @@ import pytest
 from argus.store.detections import StoredDetection
 
 NOW = 1_795_000_000_000
-STAGE_PAIRS = ("captured->kafka", "kafka->read", "read->detected", "detected->written", "captured->written")
+STAGES = ("captured", "kafka", "read", "detected", "written")
 
 
 class ConsoleStore:
@@ -41,12 +41,18 @@ class ConsoleStore:
     def recent_rate(self, camera, since_ms):
         return 2.0, 340.0
 
-    def stage_latencies(self, camera, since_ms, until_ms):
+    def stage_times(self, camera, since_ms, until_ms):
+        """gate-1: 120 frames over the last minute, 10 ms per stage (40 in all), the newest
+        two 100 ms per stage; the others nothing."""
         self.windows = getattr(self, "windows", []) + [(until_ms - since_ms) // 1000]
         if camera != "gate-1":
-            return {"frames": 0, "fps": 0.0, "stages": {s: {"p50": None, "p99": None} for s in STAGE_PAIRS}}
-        return {"frames": 120, "fps": 2.0, "stages": {s: {"p50": 10.0 * i, "p99": 20.0 * i}
-                                                      for i, s in enumerate(STAGE_PAIRS, 1)}}
+            return []
+        rows = []
+        for i in range(120):
+            step = 100 if i < 2 else 10
+            at = until_ms - 500 * i - 1
+            rows.append({stage: at + step * k for k, stage in enumerate(STAGES)})
+        return rows
 
     def user_setting(self, user, name):
         return self.settings.get((user, name))
@@ -78,6 +84,52 @@ ROWS = {"gate-1": {"url": "rtsp://10.0.0.5/stream", "rate_hz": "2.0", "latitude"
 MODELS = ["blazeface", "centernet-coco", "ssdlite-person"]
 
 
+class MonitorFakes:
+    """Stands in for MonitorSources: dead letters of gate-1 and of a camera that never got a
+    frame stored, one running query with two executors, one service, a failing nvidia-smi."""
+
+    def dead_letters(self, since_ms, until_ms, topics):
+        from argus.live.deadletters import DeadLetterCounts
+
+        assert topics == ["argus.frames.dlq", "cams.dlq"]  # the default, and the running query's
+
+        counts = DeadLetterCounts(since_ms, until_ms)
+        for camera, reason in (("gate-1", "decode: payload is not a JPEG"), ("gate-1", "decode: payload is not a JPEG"),
+                               ("gate-1", "detect: model failed"), ("<b>ghost</b>", "decode: empty payload")):
+            counts.add(camera, reason)
+        return counts
+
+    def streams(self):
+        import time
+
+        from argus.supervision.status import Lease, StreamStatus
+
+        now = int(time.time() * 1000)
+        lease = Lease(owner="o", host="h1", pid=42, pid_start=1, acquired_ms=now - 60_000, heartbeat_ms=now - 2000,
+                      ttl_ms=15_000, app_id="app-7", ui_url="http://127.0.0.1:4040")
+        recent = [{"ms": now - 3000 * i, "duration_ms": 400 + 100 * i, "rows": 12, "lag": i} for i in (3, 2, 1)]
+        old = Lease(owner="p", host="h1", pid=41, pid_start=1, acquired_ms=now - 86_400_000,
+                    heartbeat_ms=now - 86_000_000, ttl_ms=15_000, released=True)
+        return [StreamStatus(query="argus_stream_detect", lease=lease, state={"state": "running"}, recent=recent,
+                             job={"dlq_topic": "cams.dlq"}, isolated={"total": 2},
+                             starts=[{"ms": now - 7 * 86_400_000}, {"ms": now - 20_000}]),
+                StreamStatus(query="yesterdays_test", lease=old, state={"state": "stopped"})]
+
+    def executors(self, ui_url, app_id):
+        assert (ui_url, app_id) == ("http://127.0.0.1:4040", "app-7")
+        return [{"id": "driver", "hostPort": "127.0.0.1:40000", "isActive": True, "totalCores": 0, "activeTasks": 0,
+                 "completedTasks": 0, "failedTasks": 0, "totalDuration": 0, "memoryUsed": 0, "maxMemory": 2**29},
+                {"id": "0", "hostPort": "127.0.0.1:40001", "isActive": True, "totalCores": 2, "activeTasks": 1,
+                 "completedTasks": 310, "failedTasks": 1, "totalDuration": 93_000, "memoryUsed": 2**20,
+                 "maxMemory": 2**29}]
+
+    def services(self):
+        return [{"service": "kafka", "group": "kafka", "pid": 10, "cpu_pct": 3.5, "rss_mb": 455.2, "processes": 1}]
+
+    def gpus(self):
+        raise RuntimeError("nvidia-smi failed: <boom>")
+
+
 @pytest.fixture
 def store():
     return ConsoleStore(ROWS, streaming=["dock-7"])
@@ -89,7 +141,7 @@ def client(store):
 
     from argus_airflow.console import create_app
 
-    return TestClient(create_app(lambda: store, authorize=False, models=lambda: MODELS))
+    return TestClient(create_app(lambda: store, authorize=False, models=lambda: MODELS, monitor_sources=MonitorFakes()))
 
 
 def test_the_cameras_api_lists_the_table_with_coordinates(client):
@@ -204,27 +256,79 @@ def test_every_route_needs_an_airflow_login(airflow_home, store):
     assert not store.assigned
 
 
-def test_the_monitor_gives_each_camera_its_rate_and_stage_percentiles_over_the_window(client, store):
-    data = client.get("/api/monitor", params={"window_s": 300}).json()
-    assert data["window_s"] == 300 and store.windows[-1] == 300
+def test_the_monitor_gives_each_camera_its_rate_dead_letters_and_stage_percentiles_over_the_window(client, store):
+    data = client.get("/api/monitor", params={"window_s": 60}).json()
+    assert data["window_s"] == 60 and store.windows[-1] == 60
     by_id = {c["id"]: c for c in data["cameras"]}
-    assert [c["id"] for c in data["cameras"]] == ["gate-1", "dock-7", "lobby"]  # with frames first, then by id
-    assert by_id["gate-1"]["fps"] == 2.0 and by_id["gate-1"]["stages"]["captured->written"] == {"p50": 50.0, "p99": 100.0}
+    # with frames first, then by id; a camera known only from its dead letters is a row too, a
+    # registered one without frames as well; one that only streamed earlier is only named
+    assert [c["id"] for c in data["cameras"]] == ["gate-1", "<b>ghost</b>", "lobby"] and data["quiet"] == ["dock-7"]
+    gate = by_id["gate-1"]
+    assert gate["frames"] == 120 and gate["fps"] == 2.0
+    assert gate["stages"]["captured->kafka"] == {"p50": 10.0, "p99": 82.9}
+    assert gate["stages"]["captured->written"] == {"p50": 40.0, "p99": 331.6}  # linear between ranks 117 and 118
+    assert gate["dead_letters"] == {"count": 3, "reasons": [{"reason": "decode: payload is not a JPEG", "count": 2},
+                                                            {"reason": "detect: model failed", "count": 1}]}
+    assert by_id["lobby"]["dead_letters"]["count"] == 0
+    assert data["dead_letters"] == {"topics": ["argus.frames.dlq", "cams.dlq"], "read": 4, "truncated": False}
+    # the series: 30 buckets of 2 s, gate-1's two frames a second in each
+    assert len(data["series"]["start_ms"]) == 30 and data["series"]["step_ms"] == 2000
+    assert data["series"]["fps"]["gate-1"][5] == 2.0 and data["series"]["total_fps"][5] == 2.0
+    assert data["series"]["p50_ms"][5] == 40.0 and data["series"]["fps"]["lobby"] == [0.0] * 30
+    assert "nothing in the window: dock-7" in client.get("/monitor").text
     for bad in ("4", "3601", "x"):
         resp = client.get("/api/monitor", params={"window_s": bad})
         assert resp.status_code == 422
-    page = client.get("/monitor").text
+
+
+def test_the_monitor_shows_the_streaming_job_its_executors_and_the_hosts_and_one_broken_source_alone(client):
+    data = client.get("/api/monitor", params={"window_s": 60}).json()
+    (stream,) = data["streams"]["rows"]  # yesterday's stopped query is only named
+    assert data["streams"]["idle"] == ["yesterdays_test"]
+    assert stream["running"] and stream["driver"] == "pid 42 on h1" and stream["heartbeat_age_s"] >= 2
+    # the batches of the window only (the oldest is 9 s old), the restart of 20 s ago only
+    assert stream["batches"] == 3 and stream["batch_ms"] == {"last": 500, "median": 600.0, "max": 700}
+    assert stream["restarts"] == 1 and stream["lag"] == 1 and stream["isolated"] == 2
+    assert [x["id"] for x in data["executors"]["argus_stream_detect"]["rows"]] == ["driver", "0"]
+    assert data["services"]["rows"][0]["cpu_pct"] == 3.5
+    assert data["gpus"] == {"rows": None, "error": "RuntimeError: nvidia-smi failed: <boom>"}
+    page = client.get("/monitor", params={"window_s": "60"}).text
     assert "<tr class='camera' data-camera='gate-1'><td>gate-1</td><td class='num'>120</td><td class='num'>2.00</td>" in page
+    assert "title='2 × decode: payload is not a JPEG; 1 × detect: model failed'>3</td>" in page
+    assert "data-camera='&lt;b&gt;ghost&lt;/b&gt;'" in page and "<b>ghost" not in page
     assert "captured → written ms" in page and "http-equiv='refresh'" in page
+    assert "<td>argus_stream_detect</td><td>running</td><td>running</td><td>pid 42 on h1</td>" in page
+    assert "<td>0</td><td>127.0.0.1:40001</td><td>yes</td><td class=num>2</td><td class=num>1</td>" in page
+    assert "<td>kafka</td><td class=num>10</td><td class=num>3.5</td><td class=num>455</td>" in page
+    assert "unavailable: RuntimeError: nvidia-smi failed: &lt;boom&gt;" in page
+    assert "idle in the window: yesterdays_test" in page and "dead letters sent to argus.frames.dlq, cams.dlq in" in page
+    assert page.count("<img class='plot'") == 2 and "data:image/png;base64,iVBOR" in page
     wrong = client.get("/monitor", params={"window_s": "<b>9999</b>"})
     assert wrong.status_code == 422 and "&lt;b&gt;9999&lt;/b&gt;" in wrong.text and "<b>9999" not in wrong.text
 
 
-def test_percentiles_are_linear_between_ranks():
-    from argus.store.detections import _percentile
+def test_a_monitor_without_kafka_shows_the_frames_and_says_why_dead_letters_are_missing(store):
+    from fastapi.testclient import TestClient
 
-    assert _percentile([], 50) is None and _percentile([7], 99) == 7
-    assert _percentile([4, 1, 3, 2], 50) == 2.5 and _percentile(list(range(101)), 99) == 99
+    from argus_airflow.console import create_app
+
+    class NoKafka(MonitorFakes):
+        def dead_letters(self, since_ms, until_ms, topics):
+            raise OSError("no answer from 127.0.0.1:9092")
+
+    client = TestClient(create_app(lambda: store, authorize=False, models=lambda: MODELS, monitor_sources=NoKafka()))
+    data = client.get("/api/monitor").json()
+    assert data["dead_letters"] == {"topics": ["argus.frames.dlq", "cams.dlq"], "error": "OSError: no answer from 127.0.0.1:9092"}
+    assert data["cameras"][0]["frames"] == 120 and data["cameras"][0]["dead_letters"] is None
+    page = client.get("/monitor").text
+    assert "dead letters unavailable: OSError: no answer from 127.0.0.1:9092" in page
+
+
+def test_percentiles_are_linear_between_ranks():
+    from argus.store.latency import percentile
+
+    assert percentile([], 50) is None and percentile([7], 99) == 7
+    assert percentile([4, 1, 3, 2], 50) == 2.5 and percentile(list(range(101)), 99) == 99
 
 
 def test_the_openapi_document_lists_the_json_routes(client):

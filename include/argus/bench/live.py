@@ -33,7 +33,7 @@ from argus.live.cameras import CameraSpec
 from argus.live.ingest import CameraStats, CameraWorker, KafkaFrameSink
 from argus.live.simulate import ensure_clips
 from argus.store import DetectionStore, schema
-from argus.store.detections import STAGES
+from argus.store.latency import STAGES
 from argus.live.launcher import StreamJob, StreamJobSpec
 from argus.live.topics import ensure_topics
 from argus.detect.detector import default_model_name

@@ -17,8 +17,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass
+from typing import Any
 
 from argus import config
 
@@ -80,6 +82,42 @@ def gpu_total_mb(index: str = "0") -> int | None:
         return int(out.split()[0])
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         return None
+
+
+#: what :func:`gpu_usage` asks nvidia-smi for, in its order
+GPU_QUERY = ("index", "name", "utilization.gpu", "memory.used", "memory.total")
+
+
+def parse_gpu_usage(csv_text: str) -> list[dict[str, Any]]:
+    """nvidia-smi's ``--query-gpu`` CSV (:data:`GPU_QUERY`, no header, no units) as one dict
+    per device; a value nvidia-smi cannot tell (``[N/A]``) is None."""
+    def number(text: str) -> float | None:
+        try:
+            return float(text)
+        except ValueError:
+            return None
+
+    out = []
+    for line in csv_text.strip().splitlines():
+        cells = [c.strip() for c in line.split(",")]
+        if len(cells) != len(GPU_QUERY):
+            continue
+        out.append({"index": cells[0], "name": cells[1], "utilization_pct": number(cells[2]),
+                    "memory_used_mb": number(cells[3]), "memory_total_mb": number(cells[4])})
+    return out
+
+
+def gpu_usage(timeout_s: float = 5.0) -> list[dict[str, Any]] | None:
+    """Utilization and memory of each GPU of this host, from ``nvidia-smi``; None where the
+    host has no nvidia-smi (no GPU to show), and raises ``RuntimeError`` where it fails."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", f"--query-gpu={','.join(GPU_QUERY)}", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=timeout_s, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise RuntimeError(f"nvidia-smi failed: {exc}") from None
+    return parse_gpu_usage(out)
 
 
 def memory_fraction(memory_mb: int, total_mb: int | None) -> float | None:

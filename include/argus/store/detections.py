@@ -17,20 +17,7 @@ from argus.detect.types import Detection
 from argus.config import DEFAULT_PORTS
 from argus.store import schema
 from argus.store.admin import HBaseAdmin
-
-#: the stage timestamps of a frames row (``t:<stage>``), in the order a frame passes them
-STAGES = ("captured", "kafka", "read", "detected", "written")
-
-
-def _percentile(values: Sequence[float], q: float) -> float | None:
-    """The ``q``-th percentile (linear between ranks, as numpy's default), None of nothing."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return round(ordered[low] + (ordered[high] - ordered[low]) * (rank - low), 1)
+from argus.store.latency import STAGES, stage_summary
 
 
 @dataclass
@@ -318,21 +305,20 @@ class DetectionStore:
             else None
         return fps, (statistics.median(latency) if latency else None)
 
+    def stage_times(self, camera: str, since_ms: int, until_ms: int) -> list[dict[str, int]]:
+        """The stage stamps (stage -> ms) of each frame of ``camera`` captured in [since, until],
+        newest first (:mod:`argus.store.latency` makes percentiles and series of them)."""
+        start, stop = schema.time_range(camera, since_ms, until_ms)
+        with self.table("frames") as table:
+            return [{k.decode()[2:]: int(v) for k, v in data.items()}
+                    for _, data in table.scan(row_start=start, row_stop=stop,
+                                              columns=[f"t:{s}".encode() for s in STAGES])]
+
     def stage_latencies(self, camera: str, since_ms: int, until_ms: int) -> dict[str, Any]:
         """The frames of ``camera`` captured in [since, until]: how many, frames/s over that
         window, and p50 / p99 (ms) of each stage (``captured->kafka`` ... ``detected->written``)
         and of the whole (``captured->written``); None where no frame has both stamps."""
-        start, stop = schema.time_range(camera, since_ms, until_ms)
-        with self.table("frames") as table:
-            rows = [data for _, data in table.scan(row_start=start, row_stop=stop,
-                                                    columns=[f"t:{s}".encode() for s in STAGES])]
-        stages = {}
-        for a, b in (*zip(STAGES, STAGES[1:]), (STAGES[0], STAGES[-1])):
-            ka, kb = f"t:{a}".encode(), f"t:{b}".encode()
-            spent = [int(r[kb]) - int(r[ka]) for r in rows if ka in r and kb in r]
-            stages[f"{a}->{b}"] = {"p50": _percentile(spent, 50), "p99": _percentile(spent, 99)}
-        window_s = max(1e-3, (until_ms - since_ms) / 1000)
-        return {"frames": len(rows), "fps": round(len(rows) / window_s, 2), "stages": stages}
+        return stage_summary(self.stage_times(camera, since_ms, until_ms), since_ms, until_ms)
 
     def assign_model(self, camera: str, model: str, by: str) -> None:
         """Give a camera a model (the streaming job's executors pick it up within seconds),

@@ -38,7 +38,7 @@ from argus.supervision.offsets import describe
 from argus.supervision.outage import service_name
 from argus.supervision.health import summarize
 from argus.supervision.process import driver_alive
-from argus.supervision.status import RECENT_BATCHES, SKIPPED_KEPT, Lease, StreamStatusStore, now_ms
+from argus.supervision.status import RECENT_BATCHES, SKIPPED_KEPT, STARTS_KEPT, Lease, StreamStatusStore, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +105,13 @@ class LeaseKeeper:
         # a new driver starts with a clean slate: no progress of its predecessor counts as its own
         # a holder killed on this very host (kill -9, then a restart within the TTL) is provably
         # gone: its lease need not lapse first
-        raw = self.store.acquire(self.query, lease, extra={"state": state, "job": self.job, "recent": [],
-                                                           "batch_ms": b"", "idle_ms": b"", "qstatus": {},
-                                                           "outage": {}},
-                                 holder_gone=lambda held: driver_alive(held) is False)
+        started = {"ms": t, "owner": self.owner, "launch_id": self.launch_id}
+
+        def fresh_row(status) -> dict[str, Any]:
+            return {"state": state, "job": self.job, "recent": [], "batch_ms": b"", "idle_ms": b"", "qstatus": {},
+                    "outage": {}, "starts": [*status.starts, started][-STARTS_KEPT:]}
+
+        raw = self.store.acquire(self.query, lease, extra=fresh_row, holder_gone=lambda held: driver_alive(held) is False)
         with self._lock:
             self.lease, self._raw, self._last_ok = lease, raw, time.monotonic()
         return lease
@@ -118,11 +121,12 @@ class LeaseKeeper:
         self._thread.start()
         return self
 
-    def attach(self, query_handle, app_id: str | None = None) -> None:
-        """The running ``StreamingQuery``: its status goes with every heartbeat."""
+    def attach(self, query_handle, app_id: str | None = None, ui_url: str | None = None) -> None:
+        """The running ``StreamingQuery``: its status goes with every heartbeat; the Spark
+        application's id and UI go into the lease."""
         self._query_handle = query_handle
         if app_id:
-            self.renew(app_id=app_id)
+            self.renew(app_id=app_id, ui_url=ui_url)
 
     def write(self, values: dict[str, Any]) -> bool:
         """Write status columns, only while this driver holds the lease."""
@@ -188,9 +192,9 @@ class LeaseKeeper:
         self._last_event = time.monotonic()
         return self.write({"idle_ms": now_ms()})
 
-    def renew(self, app_id: str | None = None) -> bool:
+    def renew(self, app_id: str | None = None, ui_url: str | None = None) -> bool:
         for attempt in (0, 1):
-            if self._renew_once(app_id):
+            if self._renew_once(app_id, ui_url):
                 return True
             if self._lost or attempt or not self._still_ours():
                 break
@@ -198,11 +202,12 @@ class LeaseKeeper:
             self._lose(f"lease of {self.query!r} was {self._why_not_ours()}")
         return False
 
-    def _renew_once(self, app_id: str | None) -> bool:
+    def _renew_once(self, app_id: str | None, ui_url: str | None = None) -> bool:
         with self._lock:
             if self._lost or self.lease is None:
                 return False
-            lease = replace(self.lease, heartbeat_ms=now_ms(), app_id=app_id or self.lease.app_id)
+            lease = replace(self.lease, heartbeat_ms=now_ms(), app_id=app_id or self.lease.app_id,
+                            ui_url=ui_url or self.lease.ui_url)
             values: dict[str, Any] = {"lease": lease.encode()}
             status = self._query_status()
             if status is not None:

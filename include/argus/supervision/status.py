@@ -15,6 +15,7 @@ One row per query name, family ``s``:
 | ``s:isolated`` | the driver | records that failed their batch alone and were dead-lettered: ``{"total", "recent": [...]}`` |
 | ``s:outage`` / ``s:last_outage`` | the driver | a service the driver waits for (``{"service", "name", "since_ms", "error"}``), and the last one it waited out |
 | ``s:skipped`` | the listener | offsets the source skipped: ``{"total", "recent": [{"batch", "ms", "skipped", "partitions", "text"}]}`` |
+| ``s:starts`` | the driver, on taking the lease | the last driver starts: ``[{"ms", "owner", "launch_id"}]``, oldest first |
 
 Every driver write is a Thrift2 ``checkAndPut`` that expects the driver's own current lease
 value, so a driver whose lease was taken over (expired or revoked) can no longer write
@@ -44,6 +45,8 @@ LEASE = b"lease"
 SKIPPED_KEPT = 20
 #: how many micro-batch summaries ``s:recent`` keeps
 RECENT_BATCHES = 20
+#: how many driver starts ``s:starts`` keeps
+STARTS_KEPT = 50
 
 
 def now_ms() -> int:
@@ -63,6 +66,7 @@ class Lease:
     :param ttl_ms: the lease is free once the heartbeat is older than this.
     :param launch_id: id the supervisor gave this launch (``--launch-id``), if any.
     :param app_id: the Spark application id, once the session exists.
+    :param ui_url: where the driver's Spark UI (and its REST API) listens, once the session exists.
     :param released: the driver gave the lease up (clean stop or failure).
     :param revoked_by: a supervisor took the lease away (the driver must stop at once).
     """
@@ -78,6 +82,7 @@ class Lease:
     boot: str | None = None
     launch_id: str | None = None
     app_id: str | None = None
+    ui_url: str | None = None
     released: bool = False
     revoked_by: str | None = None
 
@@ -128,6 +133,11 @@ class StreamStatus:
     isolated: dict[str, Any] = field(default_factory=dict)
     outage: dict[str, Any] = field(default_factory=dict)
     last_outage: dict[str, Any] = field(default_factory=dict)
+    starts: list[dict[str, Any]] = field(default_factory=list)
+
+    def restarts(self, since_ms: int) -> int:
+        """Driver starts since ``since_ms`` that followed an earlier start: restarts."""
+        return sum(1 for i, start in enumerate(self.starts) if i and start.get("ms", 0) >= since_ms)
 
     @classmethod
     def from_cells(cls, query: str, cells: dict[bytes, bytes]) -> StreamStatus:
@@ -144,7 +154,7 @@ class StreamStatus:
                    state=js("state", {}), job=js("job", {}), progress=js("progress"), batch_ms=num("batch_ms"),
                    idle_ms=num("idle_ms"), recent=js("recent", []), query_status=js("qstatus", {}),
                    skipped=js("skipped", {}), failing=js("failing", {}), isolated=js("isolated", {}),
-                   outage=js("outage", {}), last_outage=js("last_outage", {}))
+                   outage=js("outage", {}), last_outage=js("last_outage", {}), starts=js("starts", []))
 
 
 def _cells(values: dict[str, Any]) -> list:
@@ -222,6 +232,13 @@ class StreamStatusStore:
         cells = {cv.qualifier: cv.value for cv in (result.columnValues or [])}
         return StreamStatus.from_cells(query, cells)
 
+    def read_all(self, limit: int = 100) -> list[StreamStatus]:
+        """The status row of every query (at most ``limit``), in name order."""
+        scan = hbase2.TScan(columns=[hbase2.TColumn(family=FAMILY)])
+        results = self._call("getScannerResults", self.table, scan, limit) or []
+        return [StreamStatus.from_cells(r.row.decode(), {cv.qualifier: cv.value for cv in (r.columnValues or [])})
+                for r in results]
+
     def check_and_put(self, query: str, expected_lease: bytes | None, values: dict[str, Any]) -> bool:
         """Write ``values`` (column -> value) iff ``s:lease`` is exactly ``expected_lease``
         (None: iff there is no lease cell)."""
@@ -230,9 +247,11 @@ class StreamStatusStore:
 
     # ---- the driver's side ----
 
-    def acquire(self, query: str, lease: Lease, extra: dict[str, Any] | None = None,
+    def acquire(self, query: str, lease: Lease,
+                extra: dict[str, Any] | Callable[[StreamStatus], dict[str, Any]] | None = None,
                 holder_gone: Callable[[Lease], bool] | None = None) -> bytes:
         """Take the lease of ``query`` for ``lease.owner``; returns the stored lease value.
+        ``extra``: more columns written with it, or a function of the row as read that makes them.
 
         Succeeds if there is no lease, or the current one is released, revoked or expired, or
         ``holder_gone(current)`` says its holder's process provably no longer exists: the
@@ -246,7 +265,8 @@ class StreamStatusStore:
                     and not (holder_gone and holder_gone(current))):
                 raise LeaseHeld(query, current)
             raw = lease.encode()
-            if self.check_and_put(query, status.lease_raw, {"lease": raw, **(extra or {})}):
+            more = extra(status) if callable(extra) else extra
+            if self.check_and_put(query, status.lease_raw, {"lease": raw, **(more or {})}):
                 return raw
         status = self.read(query)
         raise LeaseHeld(query, status.lease) if status.lease else RuntimeError(f"could not take the lease of {query!r}")

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from argus.config import CONSOLE_PATH
-from argus_airflow.console import pages
+from argus.store.latency import series, stage_summary
+from argus_airflow.console import monitor, pages, plots
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -32,6 +33,8 @@ MAX_SEARCH_DEPTH = 5000
 LIVE_WINDOW_S = 10
 #: the monitor's window: default and bounds (s)
 MONITOR_WINDOW_S, MAX_MONITOR_WINDOW_S = 60, 3600
+#: the monitor's plots: points over the window, default and most
+PLOT_BUCKETS, MAX_PLOT_BUCKETS = 30, 120
 STATIC = Path(__file__).parent / "static"
 ANONYMOUS = "anonymous"
 
@@ -60,13 +63,16 @@ def _security():
 
 
 def create_app(store_factory: Callable[[], Any] | None = None, *, authorize: bool = True,
-               models: Callable[[], list[str]] = _model_names) -> "FastAPI":
+               models: Callable[[], list[str]] = _model_names,
+               monitor_sources: "monitor.MonitorSources | None" = None) -> "FastAPI":
     """The console.
 
     :param store_factory: makes the :class:`~argus.store.DetectionStore` the pages read
         (default: the ``argus_hbase`` connection's); called once, on first use.
     :param authorize: require Airflow's login (off only in tests of the pages).
     :param models: the model names a camera may be given (default: the model registry's).
+    :param monitor_sources: the monitor's dead letters, streams, executors, services and GPUs
+        (default: :class:`~argus_airflow.console.monitor.MonitorSources` on the connections).
     """
     from fastapi import Depends, FastAPI, HTTPException, Query
     from fastapi.responses import FileResponse, HTMLResponse, Response
@@ -92,6 +98,7 @@ def create_app(store_factory: Callable[[], Any] | None = None, *, authorize: boo
     app = FastAPI(title="Argus console", description="Cameras, live frames, detections and the pipeline's health.",
                   dependencies=deps, docs_url=None, redoc_url=None, openapi_url=None)
     made: list = []
+    sources = monitor_sources or monitor.MonitorSources()
 
     def store():
         if not made:
@@ -228,16 +235,36 @@ def create_app(store_factory: Callable[[], Any] | None = None, *, authorize: boo
         return frame
 
     # ---- pages ----
-    @app.get("/api/monitor", summary="Per camera, over the last window_s: frames stored, frames/s, and p50/p99 "
-                                     "of each stage (capture -> Kafka -> Spark -> detection -> HBase) and in all")
-    def api_monitor(window_s: Annotated[int, Query(ge=5, le=MAX_MONITOR_WINDOW_S)] = MONITOR_WINDOW_S
-                    ) -> dict[str, Any]:
+    @app.get("/api/monitor", summary="Per camera over the last window_s: frames stored, frames/s, dead letters, "
+                                     "p50/p99 of each stage (capture -> Kafka -> Spark -> detection -> HBase) and "
+                                     "in all, and their series over time; the streaming queries (micro-batches, "
+                                     "lag, restarts), their Spark executors, the services' CPU and memory, GPUs")
+    def api_monitor(window_s: Annotated[int, Query(ge=5, le=MAX_MONITOR_WINDOW_S)] = MONITOR_WINDOW_S,
+                    buckets: Annotated[int, Query(ge=2, le=MAX_PLOT_BUCKETS)] = PLOT_BUCKETS) -> dict[str, Any]:
         until = int(time.time() * 1000)
         since = until - window_s * 1000
-        rows = [{"id": cam["id"], **store().stage_latencies(cam["id"], since, until)} for cam in cameras()]
-        # the cameras with frames in the window first, then the quiet ones
+        known = cameras()
+        times = {cam["id"]: store().stage_times(cam["id"], since, until) for cam in known}
+        streams = monitor.section(sources.streams)
+        topics = monitor.dead_letter_topics(streams["rows"] or [], since, until)
+        letters = monitor.section(lambda: sources.dead_letters(since, until, topics))
+        counts = letters["rows"]
+        # a camera whose every frame is refused has no frames row: its letters still name it
+        for cam in (counts.cameras if counts else ()):
+            times.setdefault(cam, [])
+        rows = [{"id": cam, **stage_summary(rows, since, until),
+                 "dead_letters": counts.for_camera(cam) if counts else None} for cam, rows in times.items()]
+        # a registered camera always has its row (no frames is news); one that only streamed
+        # earlier (its live frame is kept a day) only when the window has something of it
+        registered = {cam["id"] for cam in known if cam["registered"]}
+        shown = [r for r in rows if r["id"] in registered or r["frames"] or (r["dead_letters"] or {}).get("count")]
         return {"window_s": window_s, "since_ms": since, "until_ms": until,
-                "cameras": sorted(rows, key=lambda row: (row["frames"] == 0, row["id"]))}
+                # the cameras with frames in the window first, then the quiet ones
+                "cameras": sorted(shown, key=lambda row: (row["frames"] == 0, row["id"])),
+                "quiet": sorted(r["id"] for r in rows if r not in shown),
+                "dead_letters": {"topics": topics, "read": counts.read, "truncated": counts.truncated} if counts
+                else {"topics": topics, "error": letters["error"]},
+                "series": series(times, since, until, buckets), **monitor.cluster(sources, streams, since, until)}
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> FileResponse:
@@ -281,7 +308,9 @@ def create_app(store_factory: Callable[[], Any] | None = None, *, authorize: boo
             refresh = int(pages.parse_number(refresh_s, "refresh_s", 0, 3600))
         except ValueError as exc:
             return HTMLResponse(pages.monitor(None, window_s, error=str(exc)), status_code=422)
-        return HTMLResponse(pages.monitor(api_monitor(window), window_s, refresh_s=refresh))
+        data = api_monitor(window)
+        drawn = {"throughput": plots.throughput_png(data["series"]), "latency": plots.latency_png(data["series"])}
+        return HTMLResponse(pages.monitor(data, window_s, refresh_s=refresh, plots=drawn))
 
     @app.get("/frame/{camera}/{ts}/{seq}", response_class=HTMLResponse, include_in_schema=False)
     def frame_page(camera: str, ts: int, seq: int) -> str:

@@ -3,6 +3,7 @@ links are relative (the pages sit one level under the console's prefix)."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import html
 from collections.abc import Mapping, Sequence
@@ -135,30 +136,109 @@ def search(form: Mapping[str, Any], cameras: Sequence[Mapping[str, Any]], *, fou
     return page("Search", f"{body}<p class='muted'>page {found['page'] + 1}</p>{table}<p>{' · '.join(pager)}</p>")
 
 
-def monitor(data: Mapping[str, Any] | None, window_s: str, error: str | None = None, refresh_s: int = 5) -> str:
-    """Per camera over the window: frames, frames/s, p50 / p99 of each stage; reloads itself
-    every ``refresh_s`` (0: never)."""
+def _ms(value: Any) -> str:
+    return "" if value is None else f"{value:.0f}"
+
+
+def _table(table_id: str, headers: Sequence[str], rows: Sequence[Sequence[Any]], numeric: set[int] = frozenset(),
+           empty: str = "none") -> str:
+    """A table of escaped cells (``numeric``: the columns aligned right)."""
+    if not rows:
+        return f"<p class='muted'>{e(empty)}</p>"
+    head = "".join(f"<th>{e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td{' class=num' if i in numeric else ''}>{e(v)}</td>" for i, v in enumerate(row))
+                   + "</tr>" for row in rows)
+    return f"<table id='{table_id}'><tr>{head}</tr>{body}</table>"
+
+
+def _section_error(section: Mapping[str, Any]) -> str:
+    return f"<p class='error'>unavailable: {e(section.get('error'))}</p>" if section.get("error") else ""
+
+
+def _cameras_table(data: Mapping[str, Any]) -> str:
+    stages = list(data["cameras"][0]["stages"]) if data["cameras"] else []
+    head = ("<tr><th rowspan='2'>camera</th><th rowspan='2'>frames</th><th rowspan='2'>frames/s</th>"
+            "<th rowspan='2'>dead letters</th>"
+            + "".join(f"<th colspan='2'>{e(s.replace('->', ' → '))} ms</th>" for s in stages) + "</tr><tr>"
+            + "<th>p50</th><th>p99</th>" * len(stages) + "</tr>")
+    rows = []
+    for c in data["cameras"]:
+        letters = c.get("dead_letters")
+        why = "; ".join(f"{r['count']} × {r['reason']}" for r in letters["reasons"]) if letters else ""
+        dead = "" if letters is None else f"<td class='num' title='{e(why)}'>{e(letters['count'])}</td>"
+        rows.append(f"<tr class='camera' data-camera='{e(c['id'])}'><td>{e(c['id'])}</td>"
+                    f"<td class='num'>{e(c['frames'])}</td><td class='num'>{c['fps']:.2f}</td>"
+                    + (dead or "<td class='muted'>?</td>")
+                    + "".join(f"<td class='num'>{_ms(c['stages'][s]['p50'])}</td>"
+                              f"<td class='num'>{_ms(c['stages'][s]['p99'])}</td>" for s in stages) + "</tr>")
+    quiet = (f"<p class='muted' id='quiet'>streamed earlier, nothing in the window: {e(', '.join(data['quiet']))}</p>"
+             if data.get("quiet") else "")
+    return (f"<table id='monitor'>{head}{''.join(rows)}</table>" if rows else "<p>No camera.</p>") + quiet
+
+
+def _streams(data: Mapping[str, Any]) -> str:
+    streams = data["streams"]
+    rows = [(s["query"], s["state"] or "", "running" if s["running"] else "not running", s["driver"] or "",
+             s["heartbeat_age_s"], s["batches"], _ms(s["batch_ms"]["last"]), _ms(s["batch_ms"]["median"]),
+             _ms(s["batch_ms"]["max"]), s["rows_last"], s["lag"], s["restarts"], s["outage"] or "", s["isolated"],
+             s["skipped"]) for s in streams["rows"] or []]
+    table = _table("streams", ("query", "state", "lease", "driver", "heartbeat age s", "batches", "batch ms last",
+                               "median", "max", "rows last", "Kafka lag", "restarts", "waiting for", "isolated",
+                               "skipped offsets"), rows, numeric={4, 5, 6, 7, 8, 9, 10, 11, 13, 14},
+                   empty="no streaming query has a status row")
+    idle = (f"<p class='muted'>not running and idle in the window: {e(', '.join(streams['idle']))}</p>"
+            if streams.get("idle") else "")
+    out = [f"<h2>Streaming job</h2>{_section_error(streams)}{table}{idle}"]
+    for query, section in data["executors"].items():
+        rows = [(x["id"], x["hostPort"], "yes" if x["isActive"] else "no", x["totalCores"], x["activeTasks"],
+                 x["completedTasks"], x["failedTasks"], f"{(x['totalDuration'] or 0) / 1000:.0f}",
+                 f"{(x['memoryUsed'] or 0) / 2**20:.0f} / {(x['maxMemory'] or 0) / 2**20:.0f}")
+                for x in section["rows"] or []]
+        out.append(f"<h3>Spark executors of {e(query)}</h3>{_section_error(section)}"
+                   + _table(f"executors-{e(query)}", ("executor", "host:port", "active", "cores", "active tasks",
+                                                     "completed", "failed", "task time s", "storage memory MiB"),
+                            rows, numeric={3, 4, 5, 6, 7}))
+    return "".join(out)
+
+
+def _hosts(data: Mapping[str, Any]) -> str:
+    services, gpus = data["services"], data["gpus"]
+    rows = [(s["service"], s["pid"], "" if s["cpu_pct"] is None else f"{s['cpu_pct']:.1f}", f"{s['rss_mb']:.0f}",
+             s["processes"]) for s in services["rows"] or []]
+    out = ["<h2>Services on this host</h2>", _section_error(services),
+           _table("services", ("service", "pid", "CPU % of a core", "memory MiB", "processes"), rows, numeric={1, 2, 3, 4},
+                  empty="no service of the stack runs on this host")]
+    out.append("<h2>GPUs</h2>" + _section_error(gpus))
+    if not gpus.get("error"):
+        if gpus["rows"] is None:
+            out.append("<p class='muted'>no nvidia-smi on this host: no GPU to show</p>")
+        else:
+            out.append(_table("gpus", ("GPU", "name", "utilization %", "memory used MiB", "memory MiB"),
+                              [(g["index"], g["name"], _ms(g["utilization_pct"]), _ms(g["memory_used_mb"]),
+                                _ms(g["memory_total_mb"])) for g in gpus["rows"]], numeric={2, 3, 4}))
+    return "".join(out)
+
+
+def monitor(data: Mapping[str, Any] | None, window_s: str, error: str | None = None, refresh_s: int = 5,
+            plots: Mapping[str, bytes] | None = None) -> str:
+    """Per camera over the window: frames, frames/s, dead letters, p50 / p99 of each stage; the
+    streaming job, its executors, the services, the GPUs; ``plots`` (name -> PNG) above. The
+    page reloads itself every ``refresh_s`` (0: never)."""
     body = ("<form method='get' class='controls'><label>window (s) <input name='window_s' type='number' "
             f"min='5' max='3600' value='{e(window_s)}'></label> <button type='submit'>Show</button></form>")
     if error or data is None:
         return page("Monitor", body + f"<p class='error' id='error'>{e(error)}</p>")
-    stages = list(data["cameras"][0]["stages"]) if data["cameras"] else []
-    head = ("<tr><th rowspan='2'>camera</th><th rowspan='2'>frames</th><th rowspan='2'>frames/s</th>"
-            + "".join(f"<th colspan='2'>{e(s.replace('->', ' → '))} ms</th>" for s in stages) + "</tr><tr>"
-            + "<th>p50</th><th>p99</th>" * len(stages) + "</tr>")
-
-    def ms(value: Any) -> str:
-        return "" if value is None else f"{value:.0f}"
-
-    rows = "".join(f"<tr class='camera' data-camera='{e(c['id'])}'><td>{e(c['id'])}</td>"
-                   f"<td class='num'>{e(c['frames'])}</td><td class='num'>{c['fps']:.2f}</td>"
-                   + "".join(f"<td class='num'>{ms(c['stages'][s]['p50'])}</td><td class='num'>{ms(c['stages'][s]['p99'])}"
-                             "</td>" for s in stages) + "</tr>" for c in data["cameras"])
-    table = f"<table id='monitor'>{head}{rows}</table>" if rows else "<p>No camera.</p>"
+    letters = data.get("dead_letters") or {}
     note = (f"<p class='muted'>frames captured in the last {e(data['window_s'])} s, from argus:frames "
-            f"(until {e(_time(data['until_ms']))})"
+            f"(until {e(_time(data['until_ms']))}); dead letters sent to {e(', '.join(letters.get('topics') or []))} in that window"
+            + (" (more than were read: a lower bound)" if letters.get("truncated") else "")
             + (f"; the page reloads every {refresh_s} s" if refresh_s else "") + "</p>")
-    html_page = page("Monitor", body + note + table)
+    if letters.get("error"):
+        note += f"<p class='error'>dead letters unavailable: {e(letters['error'])}</p>"
+    images = "".join(f"<img class='plot' alt='{e(name)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
+                     for name, png in (plots or {}).items())
+    html_page = page("Monitor", body + f"<div class='plots'>{images}</div>" + note + _cameras_table(data)
+                     + _streams(data) + _hosts(data))
     if refresh_s:
         html_page = html_page.replace("<head>", f"<head><meta http-equiv='refresh' content='{refresh_s}'>", 1)
     return html_page
