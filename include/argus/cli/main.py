@@ -277,6 +277,33 @@ def cmd_cameras_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cameras_calibrate(args: argparse.Namespace) -> int:
+    from argus.live.cameras import camera_registry_path, load_cameras
+    from argus.track.ground import MAX_REPROJECTION_M, calibration_report
+
+    path = args.cameras or camera_registry_path()
+    cameras = [c for c in load_cameras(path) if not args.camera or c.id in args.camera]
+    unknown = set(args.camera or ()) - {c.id for c in cameras}
+    if unknown:
+        raise ValueError(f"{path} has no camera {', '.join(sorted(unknown))}")
+    limit = MAX_REPROJECTION_M if args.max_error_m is None else args.max_error_m
+    report = calibration_report(cameras, max_error_m=limit)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        table = Table(title=f"image-to-ground mappings of {path} (refused over {limit:g} m)",
+                      title_justify="left")
+        for col in ("camera", "points", "RMS error m", "worst m", "verdict"):
+            table.add_column(col)
+        for row in report:
+            worst = max(row["errors_m"]) if row["errors_m"] else None
+            table.add_row(escape(row["camera"]), str(row["points"]),
+                          "" if row["rms_error_m"] is None else f"{row['rms_error_m']:.3f}",
+                          "" if worst is None else f"{worst:.3f}", escape(row["verdict"]))
+        console.print(table)
+    return 2 if any(not row["ok"] for row in report) else 0
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from argus.live.cameras import load_cameras
 
@@ -473,6 +500,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = csub.add_parser("list", help="the cameras recorded in HBase, with their coordinates and model")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_cameras_list)
+    p = csub.add_parser("calibrate", help="fit each camera's image-to-ground mapping (cameras.yaml 'ground') "
+                                          "and report its reprojection error; exit 2 if one is unusable")
+    p.add_argument("--cameras", help="camera registry (default: cameras.yaml / ARGUS_CAMERAS)")
+    p.add_argument("--camera", action="append", help="only this camera (repeatable)")
+    p.add_argument("--max-error-m", type=float, default=None, help="refuse a mapping whose worst point is off "
+                                                                     "by more (m; default 2)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_cameras_calibrate)
     p = csub.add_parser("import", help="record a camera registry in HBase (ingest does it when it starts)")
     p.add_argument("--cameras", help="camera registry YAML (default: ARGUS_CAMERAS, else cameras.yaml)")
     p.set_defaults(func=cmd_cameras_import)

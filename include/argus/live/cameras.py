@@ -8,8 +8,9 @@ each camera without the file.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -35,13 +36,42 @@ class CameraSpec:
     loop: bool = False
     #: stop after this many frames (e.g. to pre-fill a topic); None: no limit
     max_frames: int | None = None
+    #: where the camera looks, degrees clockwise from north (the map draws its field of view)
+    heading_deg: float | None = None
+    #: the image-to-ground mapping: four or more ``{x, y, latitude, longitude}`` (x, y
+    #: normalised 0..1 across the frame), fitted into a homography (argus.track.ground)
+    ground: tuple[dict[str, float], ...] = field(default=())
 
     def __post_init__(self):
         check_camera_id(self.id)
+        object.__setattr__(self, "ground", tuple(dict(p) for p in self.ground or ()))
+        if self.heading_deg is not None and not 0 <= self.heading_deg < 360:
+            raise ValueError(f"camera {self.id}: heading_deg must be in [0, 360), got {self.heading_deg}")
         if not 0 < self.rate_hz <= 120:
             raise ValueError(f"camera {self.id}: rate_hz must be in (0, 120], got {self.rate_hz}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError(f"camera {self.id}: jpeg_quality must be 1-100, got {self.jpeg_quality}")
+
+
+    def ground_points(self) -> list[Any]:
+        """The mapping's points as :class:`~argus.track.ground.GroundPoint` (ValueError if malformed)."""
+        from argus.track.ground import GroundPoint
+
+        try:
+            return [GroundPoint(float(p["x"]), float(p["y"]), float(p["latitude"]), float(p["longitude"]))
+                    for p in self.ground]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"camera {self.id}: each ground point needs numbers x, y, latitude, longitude "
+                             f"({type(exc).__name__}: {exc})") from None
+
+    def ground_mapping(self):
+        """The camera's fitted :class:`~argus.track.ground.GroundMapping`, None without points.
+
+        :raises ValueError: the points are malformed or give no homography.
+        """
+        from argus.track.ground import GroundMapping
+
+        return GroundMapping.fit(self.ground_points()) if self.ground else None
 
 
 def camera_registry_path() -> Path:
