@@ -192,8 +192,7 @@ class WallPlan:
         for i, camera in enumerate(self.tiles):
             info = live.get(camera) if camera else None
             if not info:
-                self.shown.pop(i, None)  # the tile is emptied: its next frame is set again
-                continue
+                continue  # live.js empties the tile and keeps its shown time
             if self.shown.get(i) == info["capture_ts_ms"]:
                 continue
             self.shown[i] = info["capture_ts_ms"]
