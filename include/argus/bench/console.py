@@ -294,6 +294,13 @@ def tree_cpu(pid: int) -> ProcessCpu:
     return out
 
 
+def machine_cpu() -> ProcessCpu:
+    """CPU seconds the whole machine has been busy (all cores, not idle or waiting on I/O), in
+    :func:`tree_cpu`'s form: how much else ran beside what is measured."""
+    times = psutil.cpu_times()
+    return {(0, 0.0): sum(times) - times.idle - getattr(times, "iowait", 0.0)}
+
+
 def cpu_spent(before: ProcessCpu, after: ProcessCpu) -> float:
     """CPU seconds a tree spent between two :func:`tree_cpu` samples: each process by its
     growth, one started in between in full. A process that ended in between is not counted
@@ -382,6 +389,7 @@ def bench_console(cameras: int = 16, seconds: float = 60.0, slice_s: float = 10.
     feeder = WallFeeder(store, ids, rate_hz=rate_hz, live_view_px=live_view_px)
     plan = WallPlan(list(ids), page_url=f"{cfg.console_url}/live")
     samples: dict[str, dict[str, list[tuple[float, float]]]] = {n: {"idle": [], "loaded": []} for n in roots}
+    machine: dict[str, list[tuple[float, float]]] = {"idle": [], "loaded": []}
     requests: list[Request] = []
     loaded_wall = client_cpu = 0.0
     feeder.start()
@@ -405,6 +413,7 @@ def bench_console(cameras: int = 16, seconds: float = 60.0, slice_s: float = 10.
                     for phase in ("idle", "loaded"):
                         progress(f"slice {i + 1}/{len(slices)}: {phase} ({length:g} s)")
                         before = {n: tree_cpu(pid) for n, pid in roots.items()}
+                        machine0 = machine_cpu()
                         t0, cpu0 = time.monotonic(), time.thread_time()
                         if phase == "loaded":
                             requests.extend(await run_wall(http, plan, headers, length))
@@ -413,6 +422,7 @@ def bench_console(cameras: int = 16, seconds: float = 60.0, slice_s: float = 10.
                         wall = time.monotonic() - t0
                         for n, pid in roots.items():
                             samples[n][phase].append((cpu_spent(before[n], tree_cpu(pid)), wall))
+                        machine[phase].append((cpu_spent(machine0, machine_cpu()), wall))
                         if phase == "loaded":
                             loaded_wall += wall
                             client_cpu += time.thread_time() - cpu0
@@ -426,7 +436,10 @@ def bench_console(cameras: int = 16, seconds: float = 60.0, slice_s: float = 10.
     return {
         "cameras": cameras, "seconds": seconds, "slice_s": slice_s, "slices": len(slices), "refresh_s": REFRESH_S,
         "rate_hz": rate_hz, "live_view_px": live_view_px, "console_url": cfg.console_url,
-        "api_server": {"pid": roots[api], "processes": len(tree_cpu(roots[api])), **wall_cost(**samples[api])},
+        "api_server": {"pid": roots[api], "processes": len(tree_cpu(roots[api])), **wall_cost(**samples[api]),
+                       # each slice's cores, idle then loaded: the spread the difference stands on
+                       "slice_cores": [[round(c / w, 4) for c, w in pair] for pair in
+                                       zip(samples[api]["idle"], samples[api]["loaded"])]},
         "services": {n: wall_cost(**samples[n]) for n in roots if n != api},
         "requests": request_summary(requests, loaded_wall),
         "feeder": {"cores": round(feeder.cpu_s / feeder.wall_s, 4) if feeder.wall_s else 0.0, "ticks": feeder.ticks,
@@ -434,5 +447,7 @@ def bench_console(cameras: int = 16, seconds: float = 60.0, slice_s: float = 10.
                    "live_jpeg_bytes_mean": round(feeder.live_bytes / feeder.live_frames, 1) if feeder.live_frames
                    else 0.0, "errors": feeder.errors[:10], "error_count": len(feeder.errors)},
         "client": {"cores": round(client_cpu / loaded_wall, 4) if loaded_wall else 0.0},
-        "rows_deleted": deleted, "cpu_count": psutil.cpu_count(),
+        "rows_deleted": deleted,
+        # the machine's busy cores in both phases: what else ran (other tests, compactions)
+        "machine": {"cpu_count": psutil.cpu_count(), **wall_cost(**machine)},
     }
