@@ -159,3 +159,21 @@ def test_the_cli_defaults_to_16_cameras_for_60_s_at_the_jobs_live_view_width():
     args = build_parser().parse_args(["bench", "console", "--json", "out.json"])
     assert (args.cameras, args.seconds, args.json) == (16, 60.0, "out.json")
     assert args.live_view_px == StreamJobSpec.__dataclass_fields__["live_view_px"].default
+
+
+def test_clean_up_takes_a_killed_runs_leftovers_too_and_tries_again_while_hbase_times_out(monkeypatch):
+    calls = []
+
+    def delete(store, cameras):
+        calls.append(list(cameras))
+        if len(calls) == 1:
+            raise TimeoutError("timed out")
+        return 7
+
+    monkeypatch.setattr(console, "delete_camera_rows", delete)
+    monkeypatch.setattr(console, "leftover_cameras", lambda store: ["bench-wall-00", "bench-wall-05"])
+    assert console.clean_up(None, ["bench-wall-00", "bench-wall-01"], pause_s=0) == 7
+    assert calls == [["bench-wall-00", "bench-wall-01", "bench-wall-05"]] * 2
+    monkeypatch.setattr(console, "delete_camera_rows", lambda store, cameras: (_ for _ in ()).throw(TimeoutError()))
+    with pytest.raises(TimeoutError):
+        console.clean_up(None, ["bench-wall-00"], attempts=2, pause_s=0)

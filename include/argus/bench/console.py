@@ -153,10 +153,30 @@ def delete_camera_rows(store: DetectionStore, cameras: Iterable[str]) -> int:
                 deleted += len(keys)
     with store.table("live") as table:
         keys = [key for key, _ in table.rows([schema.check_camera_id(c).encode() for c in cameras])]
-        for key in keys:
-            table.delete(key)
+        with table.batch() as batch:
+            for key in keys:
+                batch.delete(key)
         deleted += len(keys)
     return deleted
+
+
+def leftover_cameras(store: DetectionStore) -> list[str]:
+    """Bench cameras that still have a live row: a run killed before its clean-up (SIGKILL,
+    HBase gone meanwhile)."""
+    return [c for c in store.live_cameras() if c.startswith(f"{CAMERA_PREFIX}-")]
+
+
+def clean_up(store: DetectionStore, cameras: Iterable[str], attempts: int = 3, pause_s: float = 5.0) -> int:
+    """:func:`delete_camera_rows` of ``cameras`` and of any :func:`leftover_cameras`, tried
+    again while HBase does not answer (a busy region server times a call out)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return delete_camera_rows(store, dict.fromkeys([*cameras, *leftover_cameras(store)]))
+        except Exception:  # noqa: BLE001 - Thrift timeouts and refusals alike; the last one is raised
+            if attempt == attempts:
+                raise
+            time.sleep(pause_s)
+    return 0
 
 
 # ---- the client: what live.js asks for ----
@@ -430,7 +450,7 @@ def bench_console(cameras: int = 16, seconds: float = 60.0, slice_s: float = 10.
         asyncio.run(measure())
     finally:
         feeder.stop()
-        deleted = delete_camera_rows(store, ids)
+        deleted = clean_up(store, ids)
         progress(f"deleted the bench cameras' {deleted} row(s)")
     api = MEASURED_SERVICES[0]
     return {
