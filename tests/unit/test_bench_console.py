@@ -177,3 +177,12 @@ def test_clean_up_takes_a_killed_runs_leftovers_too_and_tries_again_while_hbase_
     monkeypatch.setattr(console, "delete_camera_rows", lambda store, cameras: (_ for _ in ()).throw(TimeoutError()))
     with pytest.raises(TimeoutError):
         console.clean_up(None, ["bench-wall-00"], attempts=2, pause_s=0)
+
+
+def test_without_a_running_stack_the_cli_says_so_in_one_line(monkeypatch, tmp_path, capsys):
+    from argus.cli.main import main
+
+    monkeypatch.setenv("ARGUS_STATE_DIR", str(tmp_path))  # a state dir no stack runs from
+    assert main(["bench", "console", "--cameras", "2", "--seconds", "2"]) == 2
+    out = capsys.readouterr()
+    assert "not running: airflow-api-server" in out.err and "Traceback" not in out.err + out.out

@@ -345,14 +345,14 @@ def wall_cost(idle: Sequence[tuple[float, float]], loaded: Sequence[tuple[float,
 
 def service_roots(cfg: ArgusConfig, names: Sequence[str] = MEASURED_SERVICES) -> dict[str, int]:
     """The root pid of each running service, found as ``argus stack status`` finds it."""
-    from argus.stack.manager import Stack
+    from argus.stack.manager import Stack, StackError
     from argus.stack.services import by_name
 
     stack = Stack(cfg)
     roots = {name: stack.find(by_name(name)).root for name in names}
     missing = [name for name, root in roots.items() if root is None]
-    if missing:
-        raise RuntimeError(f"not running: {', '.join(missing)} (`argus stack status`)")
+    if missing:  # StackError: the CLI says it in one line
+        raise StackError(f"not running: {', '.join(missing)} (`argus stack status`, `argus stack up`)")
     return {name: root.pid for name, root in roots.items()}
 
 
@@ -400,10 +400,10 @@ def bench_console(cameras: int = 16, seconds: float = 60.0, slice_s: float = 10.
         raise ValueError(f"a wall has at least one camera, not {cameras}")
     slices = slice_plan(seconds, slice_s)
     cfg = cfg or ArgusConfig()
+    roots = service_roots(cfg)
     login = airflow_login(cfg)
     if login is None:
-        raise RuntimeError(f"no Airflow login in {cfg.state_dir}: is the stack up (`argus stack up`)?")
-    roots = service_roots(cfg)
+        raise ValueError(f"no Airflow login in {cfg.state_dir}: the stack's api-server has not made one")
     ids = bench_cameras(cameras)
     store = DetectionStore.from_config(cfg)
     feeder = WallFeeder(store, ids, rate_hz=rate_hz, live_view_px=live_view_px)
