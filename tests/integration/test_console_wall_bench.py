@@ -54,3 +54,35 @@ def test_bench_console_removes_its_rows_when_the_wall_fails(stack, cfg, monkeypa
     assert store.latest(cameras) == {}
     for camera in cameras:
         assert store.frames(camera) == [] and store.search(camera) == []
+
+
+def test_the_feeders_cameras_show_frames_per_s_and_latency_on_the_wall(stack, cfg):
+    """What the bench's wall polls is what a real camera's tile shows: a frame, its boxes,
+    frames/s and latency, read through the api-server."""
+    import time
+
+    import httpx
+
+    from argus.stack.airflow import airflow_login
+
+    store = DetectionStore.from_config(cfg)
+    cameras = bench_cameras(2)
+    feeder = console.WallFeeder(store, cameras)
+    feeder.start()
+    try:
+        time.sleep(3.5)
+        user, password = airflow_login(cfg)
+        with httpx.Client(timeout=30) as http:
+            token = http.post(f"{cfg.airflow_url}/auth/token", json={"username": user, "password": password})
+            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            plan = console.WallPlan(cameras, f"{cfg.console_url}/live")
+            live = http.get(plan.poll_url(), headers=headers).json()["cameras"]
+            assert sorted(live) == cameras
+            for info in live.values():
+                assert info["fps"] and info["latency_ms"] and len(info["detections"]) == 2
+            image = http.get(plan.images(live, time.monotonic())[0], headers=headers)
+            assert image.status_code == 200 and image.content[:2] == b"\xff\xd8"
+    finally:
+        feeder.stop()
+        console.clean_up(store, cameras)
+    assert feeder.errors == [] and store.latest(cameras) == {}

@@ -13,8 +13,9 @@ Airflow api-server that serves the console.
    fetched within its ``Cache-Control`` max-age answered from the cache as a browser would.
 3. The CPU time (user + system) of the api-server's process tree is taken over alternating
    slices with and without the client, the feeder running throughout: the wall's cost is
-   the difference. The HBase services' trees, the feeder and the client are measured the
-   same way, so that none of their CPU is taken for the api-server's.
+   the difference. The HBase services' trees are measured the same way, the feeder's and
+   the client's threads by their own CPU time, so that none of theirs is taken for the
+   api-server's.
 """
 
 from __future__ import annotations
