@@ -342,6 +342,14 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
     return _print_json(result, args.json)
 
 
+def cmd_bench_console(args: argparse.Namespace) -> int:
+    from argus.bench.console import bench_console
+
+    result = bench_console(args.cameras, args.seconds, slice_s=args.slice, rate_hz=args.rate,
+                           live_view_px=args.live_view_px, progress=lambda msg: err.print(msg, highlight=False))
+    return _print_json(result, args.json)
+
+
 def cmd_archive_put(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -569,6 +577,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings(p, StreamJobSpec, BENCH_PIPELINE_FLAGS)
     p.add_argument("--json", metavar="OUT", help="also write the result to this file")
     p.set_defaults(func=cmd_bench_pipeline)
+
+    p = bsub.add_parser("console", help="what a live wall of N cameras refreshing at 1 Hz costs the Airflow "
+                                        "api-server, with and without the wall side by side")
+    p.add_argument("--cameras", type=int, default=16, help="tiles of the wall, one bench camera each")
+    p.add_argument("--seconds", type=float, default=60.0, help="measured time with the wall, and as long without")
+    p.add_argument("--slice", type=float, default=10.0, help="the with/without slices alternate at this length, s")
+    p.add_argument("--rate", type=float, default=2.0, help="frames rows per bench camera per second")
+    p.add_argument("--live-view-px", type=int, default=StreamJobSpec.__dataclass_fields__["live_view_px"].default,
+                   help="width of the bench cameras' live frames (default: the streaming job's)")
+    p.add_argument("--json", metavar="OUT", help="also write the result to this file")
+    p.set_defaults(func=cmd_bench_console)
 
     p = bsub.add_parser("archive", help="archive reprocessing on 1, 2, ... executors vs bare decode+detect")
     p.add_argument("--executors", default="1,2", help="comma-separated executor counts")
