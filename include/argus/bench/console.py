@@ -213,7 +213,8 @@ class WallPlan:
         for i, camera in enumerate(self.tiles):
             info = live.get(camera) if camera else None
             if not info:
-                continue  # live.js empties the tile and keeps its shown time
+                self.shown.pop(i, None)  # live.js empties the tile and forgets what it showed
+                continue
             if self.shown.get(i) == info["capture_ts_ms"]:
                 continue
             self.shown[i] = info["capture_ts_ms"]

@@ -93,6 +93,7 @@
       const img = view.querySelector("img");
       const info = cam && live[cam];
       if (!info) {
+        delete shown[i];  // the tile is emptied: the same frame coming back must be drawn again
         img.removeAttribute("src");
         drawBoxes(view, []);
         facts.textContent = cam ? "no frame yet" : "";
