@@ -142,3 +142,54 @@ def test_argus_cameras_calibrate_reports_each_mapping_and_fails_on_a_bad_point(t
     registry.write_text(yaml.safe_dump({"cameras": [{"id": "x", "url": "rtsp://x", "ground": [{"x": 0.1}] * 4}]}))
     assert main(["cameras", "calibrate", "--cameras", str(registry)]) == 2
     assert "needs numbers x, y, latitude, longitude" in capsys.readouterr().out
+
+
+# ---- the simulator's ground scenes ----
+
+def test_a_ground_scene_writes_clips_a_registry_and_truth_that_agree(tmp_path):
+    """Two small cameras watching two walkers: each clip has every frame, the registry's
+    mappings calibrate to millimetres, and each box the truth gives stands, through its
+    camera's mapping, where the truth says the person is."""
+    import av
+
+    from argus.live.cameras import load_cameras
+    from argus.live.scenes import Scene, VirtualCamera, Walker, make_scene, read_truth
+    from argus.track.ground import calibration_report, to_metres
+
+    cams = (VirtualCamera("a", -12, -12, 5.0, 45, 20.0, size=(120, 160)),
+            VirtualCamera("b", 12, -12, 5.0, 315, 20.0, size=(120, 160)))
+    walkers = (Walker(0, ((-6, -4), (6, -4), (6, 4), (-6, 4))), Walker(1, ((-5, 6), (5, -6)), 1.5))
+    registry = make_scene(tmp_path, Scene(cams, walkers), seconds=2.0, fps=5)
+    for cam in cams:
+        with av.open(str(tmp_path / f"{cam.id}.mp4")) as clip:
+            frames = [f for f in clip.decode(video=0)]
+        assert len(frames) == 10 and (frames[0].height, frames[0].width) == cam.size
+    cameras = {c.id: c for c in load_cameras(registry)}
+    assert cameras["a"].heading_deg == 45 and len(cameras["a"].ground) == 9
+    assert all(row["ok"] and row["rms_error_m"] < 0.01 for row in calibration_report(cameras.values()))
+    truth = read_truth(tmp_path)
+    assert [t["t_ms"] for t in truth] == [0, 200, 400, 600, 800, 1000, 1200, 1400, 1600, 1800]
+    checked = 0
+    for moment in truth:
+        for obj in moment["objects"]:
+            for cam_id, box in obj["views"].items():
+                if box is None or box[3] >= 0.999 or box[0] <= 0.001 or box[2] >= 0.999:
+                    continue  # clipped at the frame's edge: its foot point is not the person's
+                lat, lon = cameras[cam_id].ground_mapping().to_wgs84((box[0] + box[2]) / 2, box[3])
+                east, north = to_metres(lat, lon, obj["latitude"], obj["longitude"])
+                # the box was rounded to whole pixels when drawn: a pixel is ~0.1-0.3 m out there
+                assert math.hypot(east, north) < 0.6, (cam_id, obj, box)
+                checked += 1
+    assert checked >= 20
+    # both cameras see walker 0 at some moment: the views overlap, as association needs
+    assert any(all(obj["views"][c] for c in ("a", "b")) for m in truth for obj in m["objects"] if obj["id"] == 0)
+    moved = [math.dist((truth[i]["objects"][0]["east"], truth[i]["objects"][0]["north"]),
+                       (truth[i + 1]["objects"][0]["east"], truth[i + 1]["objects"][0]["north"])) for i in range(9)]
+    assert all(abs(m - 1.3 * 0.2) < 0.01 for m in moved)  # 1.3 m/s, 0.2 s apart (no corner in between)
+
+
+def test_argus_scene_refuses_a_plaza_of_more_corners_than_it_has(tmp_path, capsys):
+    from argus.cli.main import main
+
+    assert main(["scene", str(tmp_path / "s"), "--cameras", "5"]) == 2
+    assert "--cameras must be 1 to 4" in capsys.readouterr().err and not (tmp_path / "s").exists()

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 # TensorFlow's C++ start-up chatter (oneDNN, CPU features) is noise for CLI users (TensorFlow
 # reads the level from the environment when it loads)
@@ -277,6 +278,20 @@ def cmd_cameras_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scene(args: argparse.Namespace) -> int:
+    from argus.live.scenes import make_scene, plaza
+
+    if not 1 <= args.cameras <= 4:
+        raise ValueError("--cameras must be 1 to 4 (the plaza's corners)")
+    if args.people < 1 or args.seconds <= 0 or args.fps < 1 or args.rate <= 0:
+        raise ValueError("--people, --seconds, --fps and --rate must be positive")
+    with console.status(f"rendering {args.cameras} camera(s), {args.people} people, {args.seconds:g} s"):
+        registry = make_scene(Path(args.out), plaza(args.cameras, args.people), seconds=args.seconds, fps=args.fps,
+                              rate_hz=args.rate)
+    console.print(f"scene in {escape(str(registry.parent))}: argus ingest --cameras {escape(str(registry))}")
+    return 0
+
+
 def cmd_cameras_calibrate(args: argparse.Namespace) -> int:
     from argus.live.cameras import camera_registry_path, load_cameras
     from argus.track.ground import MAX_REPROJECTION_M, calibration_report
@@ -502,6 +517,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topic", default=FRAMES_TOPIC)
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (default: the local stack)")
     p.set_defaults(func=cmd_simulate)
+    p = sub.add_parser("scene", help="render a multi-camera ground scene with its truth (tracking tests, "
+                                     "benchmarks); play it with argus ingest --cameras DIR/cameras.yaml")
+    p.add_argument("out", help="folder for the clips, cameras.yaml and truth.jsonl")
+    p.add_argument("--cameras", type=int, default=3, help="cameras around the plaza (1-4)")
+    p.add_argument("--people", type=int, default=4)
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--fps", type=int, default=10, help="the clips' frame rate")
+    p.add_argument("--rate", type=float, default=2.0, help="decoding rate the registry gives each camera, Hz")
+    p.set_defaults(func=cmd_scene)
 
     cameras = sub.add_parser("cameras", help="the cameras table (argus:cameras)")
     csub = cameras.add_subparsers(dest="cameras_command", required=True)
