@@ -145,6 +145,20 @@ class SupervisedStream:
     def lease(self):
         return self.status_store.read(self.query).lease
 
+    def replaced(self, victim, what: str, since: float, timeout: float = 90):
+        """The supervisor's new driver after ``victim`` went (a new owner holding a live lease,
+        launched by this run), once it has stored frames."""
+        def successor():
+            lease = self.lease()
+            return lease if lease and lease.owner != victim.owner and lease.live(int(time.time() * 1000)) else None
+
+        new = wait_until(successor, timeout, f"a new driver after {what}", interval=1)
+        print(f"{what}: new driver holds the lease {time.monotonic() - since:.1f}s later", flush=True)
+        assert new.launch_id.startswith(f"{self.run_id}/") and new.launch_id != victim.launch_id
+        before = self.stored()
+        wait_until(lambda: self.stored() > before, 120, f"progress after {what}", interval=1)
+        return new
+
     def stored(self) -> int:
         return stored(self.store, self.cameras)
 
@@ -206,11 +220,12 @@ def _assert_one_outage_alert_each(receiver, services) -> None:
 
 
 @pytest.mark.timeout(1800)
-def test_the_supervised_stream_survives_six_driver_kills_and_a_thrift_and_a_kafka_restart(
+def test_the_supervised_stream_survives_six_driver_kills_a_stall_and_a_thrift_and_a_kafka_restart(
         stack, cfg, client, receiver, unique, tmp_path):
     """Issue: six driver deaths within the hour must not exhaust the budget (independent
-    faults), and a dependency restart is waited out by the running driver with one alert
-    naming the service; no frame lost or stored twice through all of it."""
+    faults); a stalled driver is fenced and replaced; a dependency restart is waited out by
+    the running driver with one alert naming the service; no frame lost or stored twice
+    through all of it."""
     run = SupervisedStream(cfg, client, unique, "sup")
     query = run.query
     try:
@@ -235,16 +250,25 @@ def test_the_supervised_stream_survives_six_driver_kills_and_a_thrift_and_a_kafk
             victim = run.lease()
             killed_at = time.monotonic()
             os.killpg(victim.pgid, signal.SIGKILL)
+            run.replaced(victim, f"kill {kill}", killed_at)
 
-            def restarted():
-                lease = run.lease()
-                return lease if lease and lease.owner != victim.owner and lease.live(int(time.time() * 1000)) else None
-
-            successor = wait_until(restarted, 90, f"a new driver after kill {kill}", interval=1)
-            print(f"kill {kill}: new driver holds the lease {time.monotonic() - killed_at:.1f}s later", flush=True)
-            assert successor.launch_id.startswith(f"{run.run_id}/") and successor.launch_id != victim.launch_id
-            before = run.stored()
-            wait_until(lambda: run.stored() > before, 120, f"progress after kill {kill}", interval=1)
+        # a stalled driver (SIGSTOP: its processes live, but it neither renews its lease nor
+        # runs a batch) is judged dead once its lease lapses, fenced (killed, as it runs on this
+        # host) and replaced; its resources go with it
+        victim = run.lease()
+        stopped_at = time.monotonic()
+        os.killpg(victim.pgid, signal.SIGSTOP)
+        try:
+            run.replaced(victim, "the stall", stopped_at, timeout=120)
+        finally:
+            try:
+                os.killpg(victim.pgid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        assert not driver_processes(victim), "the stalled driver was not fenced"
+        stalled = wait_until(lambda: [a for a in receiver.alerts if "restarting" in a["summary"]
+                                      and "heartbeat" in a["summary"]], 30, "the stall's restart alert")
+        assert len(stalled) == 1 and stalled[0]["severity"] == "error", stalled
         restarts = wait_until(lambda: [a for a in receiver.alerts if "restarting" in a["summary"]][:6]
                               if len([a for a in receiver.alerts if "restarting" in a["summary"]]) >= 6 else None,
                               30, "six restart alerts")
