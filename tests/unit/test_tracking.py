@@ -36,7 +36,7 @@ def test_two_people_crossing_keep_their_ids():
 def test_a_half_hidden_person_keeps_the_id_through_low_scores_and_a_short_gap():
     walk = lambda i: box(0.2 + 0.02 * i, 0.5)  # noqa: E731
     frames = [[("person", 0.9, walk(i))] for i in range(5)]
-    frames += [[("person", 0.3, walk(i))] for i in range(5, 8)]  # behind a car: low scores
+    frames += [[("person", 0.2, walk(i))] for i in range(5, 8)]  # behind a car: low scores
     frames += [[] for _ in range(8, 12)]  # gone for 2 s
     frames += [[("person", 0.9, walk(i))] for i in range(12, 15)]
     ids = run(CameraTracker(), frames)

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 # TensorFlow's C++ start-up chatter (oneDNN, CPU features) is noise for CLI users (TensorFlow
@@ -147,6 +148,30 @@ def cmd_bench_detector(args: argparse.Namespace) -> int:
     return _print_json(result, args.json)
 
 
+def _tracker_flags(parser: argparse.ArgumentParser) -> None:
+    """A flag per :class:`~argus.track.bytetrack.TrackerSettings` field (``--high-score`` ...)."""
+    from argus.track.settings import TrackerSettings
+
+    for f in fields(TrackerSettings):
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=type(f.default), default=None,
+                            help=f"tracker setting (default {f.default})")
+
+
+def cmd_bench_tracking(args: argparse.Namespace) -> int:
+    from argus.bench.tracking import bench_tracking
+
+    if not 1 <= args.cameras <= 4 or args.people < 1 or args.seconds <= 0 or args.rate <= 0 or args.batch < 1:
+        raise ValueError("--cameras must be 1 to 4; --people, --seconds, --rate and --batch positive")
+    from argus.track.settings import TrackerSettings
+
+    given = {f.name: getattr(args, f.name) for f in fields(TrackerSettings) if getattr(args, f.name) is not None}
+    with console.status(f"tracking the plaza scene's {args.cameras} camera(s) with {args.model or 'the default model'}"
+                        " and with the true boxes"):
+        result = bench_tracking(cameras=args.cameras, people=args.people, seconds=args.seconds, rate_hz=args.rate,
+                                model=args.model, batch=args.batch, settings=TrackerSettings(**given))
+    return _print_json(result, args.json)
+
+
 def parse_time(value: str | None, now_ms: int | None = None) -> int | None:
     """ms since the epoch from an ISO-8601 time, a relative "-90s"/"-15m"/"-2h"/"-7d", or ms."""
     import datetime as dt
@@ -272,8 +297,8 @@ def cmd_cameras_list(args: argparse.Namespace) -> int:
     table = Table(title=f"{len(cameras)} camera(s) in argus:cameras", title_justify="left")
     for col in ("camera", *TABLE_FIELDS):
         table.add_column(col)
-    for camera, fields in cameras.items():
-        table.add_row(escape(camera), *(escape(fields.get(name, "")) for name in TABLE_FIELDS))
+    for camera, row in cameras.items():
+        table.add_row(escape(camera), *(escape(row.get(name, "")) for name in TABLE_FIELDS))
     console.print(table)
     return 0
 
@@ -582,6 +607,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads per process (default: the cores / --processes)")
     p.add_argument("--json", metavar="OUT", help="also write the result to this file")
     p.set_defaults(func=cmd_bench_detector)
+
+    p = bsub.add_parser("tracking", help="the per-camera tracker on a simulated ground scene vs its truth "
+                                         "(MOTA, IDF1, HOTA per camera), on a model's detections and on the true boxes")
+    p.add_argument("--cameras", type=int, default=3, help="cameras of the plaza scene (1-4)")
+    p.add_argument("--people", type=int, default=4)
+    p.add_argument("--seconds", type=float, default=20.0, help="length of the scene")
+    p.add_argument("--rate", type=float, default=2.0, help="decoding rate, Hz (frames tracked per second)")
+    p.add_argument("--model", help="detector (default: the default model); 'truth': the true boxes only")
+    p.add_argument("--batch", type=int, default=8)
+    _tracker_flags(p)
+    p.add_argument("--json", metavar="OUT", help="also write the result to this file")
+    p.set_defaults(func=cmd_bench_tracking)
 
     p = bsub.add_parser("pipeline", help="live pipeline throughput and latency vs the bare detector")
     p.add_argument("--cameras", type=int, default=3)

@@ -13,8 +13,10 @@ What it does per frame, as ByteTrack does:
 1. every track's box is predicted to the frame's time by a constant-velocity Kalman filter
    on (centre x, centre y, width, height), with the frame's own time step (cameras are
    decoded at a few frames a second, not at a fixed video rate);
-2. the confident detections (score >= ``high_score``) are matched to the tracks by IoU,
-   one class with itself only (Hungarian assignment, IoU >= ``match_iou``);
+2. the confident detections (score >= ``high_score``, 0.3 by default) are matched to the tracks by
+   distance-IoU (which still ranks boxes that no longer overlap: at 2 frames a second a
+   walking person near the camera moves more than their width), one class with itself only
+   (Hungarian assignment, DIoU >= ``match_diou``);
 3. the remaining tracks that were seen last frame are matched to the *low-score*
    detections (``low_score`` <= score < ``high_score``, IoU >= ``low_match_iou``): an object
    half hidden keeps its id instead of being dropped;
@@ -34,26 +36,10 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from argus.track.settings import TrackerSettings
+
 #: Kalman noise, as ByteTrack's: position and velocity deviations relative to the box size
 _STD_POSITION, _STD_VELOCITY = 1 / 20, 1 / 160
-
-
-@dataclass(frozen=True)
-class TrackerSettings:
-    """:param high_score: / :param low_score: the two detection tiers.
-    :param new_track_score: the score a detection needs to start a track.
-    :param match_iou: / :param low_match_iou: the IoU an assignment needs, per tier.
-    :param confirm_frames: sightings before a new track is reported.
-    :param max_lost_s: a track unseen this long is forgotten.
-    """
-
-    high_score: float = 0.5
-    low_score: float = 0.1
-    new_track_score: float = 0.6
-    match_iou: float = 0.2
-    low_match_iou: float = 0.5
-    confirm_frames: int = 2
-    max_lost_s: float = 5.0
 
 
 @dataclass
@@ -105,12 +91,31 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def assign(iou: np.ndarray, min_iou: float) -> list[tuple[int, int]]:
-    """The (row, column) pairs of the assignment of most total IoU, each with IoU >= ``min_iou``."""
+def diou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance-IoU (Zheng et al., AAAI 2020) of every box of ``a`` with every box of ``b``:
+    IoU less the squared distance of the centres over the squared diagonal of the box
+    enclosing both, in -1 .. 1. Unlike IoU it still ranks boxes that do not overlap, which at
+    a few frames a second is what a walking person's next box often is."""
+    iou = iou_matrix(a, b)
     if not iou.size:
+        return iou
+    ca, cb = (a[:, :2] + a[:, 2:]) / 2, (b[:, :2] + b[:, 2:]) / 2
+    d2 = ((ca[:, None, :] - cb[None, :, :]) ** 2).sum(axis=2)
+    lo = np.minimum(a[:, None, :2], b[None, :, :2])
+    hi = np.maximum(a[:, None, 2:], b[None, :, 2:])
+    c2 = ((hi - lo) ** 2).sum(axis=2)
+    return iou - d2 / np.maximum(c2, 1e-12)
+
+
+def assign(similarity: np.ndarray, least: float) -> list[tuple[int, int]]:
+    """The (row, column) pairs of the assignment of most total similarity, each pair at least
+    ``least`` similar (-inf: never)."""
+    if not similarity.size:
         return []
-    rows, cols = linear_sum_assignment(-iou)
-    return [(r, c) for r, c in zip(rows, cols) if iou[r, c] >= min_iou]
+    # pairs below ``least`` are priced out rather than left to linear_sum_assignment as -inf
+    cost = np.where(similarity >= least, -similarity, 1e6)
+    rows, cols = linear_sum_assignment(cost)
+    return [(r, c) for r, c in zip(rows, cols) if similarity[r, c] >= least]
 
 
 class CameraTracker:
@@ -188,22 +193,22 @@ class CameraTracker:
         high = [i for i, (_, score, _) in enumerate(detections) if score >= s.high_score]
         low = [i for i, (_, score, _) in enumerate(detections) if s.low_score <= score < s.high_score]
 
-        def match(dets: list[int], tracks: list[int], min_iou: float) -> list[int]:
+        def match(dets: list[int], tracks: list[int], similarity, least: float) -> list[int]:
             boxes = np.array([detections[i][2] for i in dets], dtype=float).reshape(-1, 4)
             held = np.array([self.tracks[t].box for t in tracks], dtype=float).reshape(-1, 4)
-            iou = iou_matrix(boxes, held)
+            sim = similarity(boxes, held)
             for a, i in enumerate(dets):  # a class matches itself only
                 for b, t in enumerate(tracks):
                     if detections[i][0] != self.tracks[t].class_name:
-                        iou[a, b] = 0.0
+                        sim[a, b] = -np.inf
             taken = set()
-            for a, b in assign(iou, min_iou):
+            for a, b in assign(sim, least):
                 assigned[dets[a]] = self.tracks[tracks[b]]
                 taken.add(tracks[b])
             return [t for t in tracks if t not in taken]
 
-        free = match(high, free, s.match_iou)
-        match(low, [t for t in free if self.tracks[t].seen_last], s.low_match_iou)
+        free = match(high, free, diou_matrix, s.match_diou)
+        match(low, [t for t in free if self.tracks[t].seen_last], iou_matrix, s.low_match_iou)
         seen = set()
         for i, track in assigned.items():
             _, score, box = detections[i]
