@@ -145,9 +145,9 @@ class SupervisedStream:
     def lease(self):
         return self.status_store.read(self.query).lease
 
-    def replaced(self, victim, what: str, since: float, timeout: float = 90):
+    def replaced(self, victim, what: str, since: float, timeout: float = 90, progress: bool = True):
         """The supervisor's new driver after ``victim`` went (a new owner holding a live lease,
-        launched by this run), once it has stored frames."""
+        launched by this run); with ``progress``, once it has stored frames."""
         def successor():
             lease = self.lease()
             return lease if lease and lease.owner != victim.owner and lease.live(int(time.time() * 1000)) else None
@@ -155,8 +155,9 @@ class SupervisedStream:
         new = wait_until(successor, timeout, f"a new driver after {what}", interval=1)
         print(f"{what}: new driver holds the lease {time.monotonic() - since:.1f}s later", flush=True)
         assert new.launch_id.startswith(f"{self.run_id}/") and new.launch_id != victim.launch_id
-        before = self.stored()
-        wait_until(lambda: self.stored() > before, 120, f"progress after {what}", interval=1)
+        if progress:
+            before = self.stored()
+            wait_until(lambda: self.stored() > before, 120, f"progress after {what}", interval=1)
         return new
 
     def stored(self) -> int:
@@ -246,11 +247,13 @@ def test_the_supervised_stream_survives_six_driver_kills_a_stall_and_a_thrift_an
         wait_until(lambda: run.stored() >= 8, 600, "the first frames stored", interval=1)
 
         # six kill -9 of the driver's whole process group: each is restarted from the checkpoint
+        # (the next kill may come before the new driver's first batch, as in a crash loop of
+        # independent faults; the last one must store frames again)
         for kill in range(1, 7):
             victim = run.lease()
             killed_at = time.monotonic()
             os.killpg(victim.pgid, signal.SIGKILL)
-            run.replaced(victim, f"kill {kill}", killed_at)
+            run.replaced(victim, f"kill {kill}", killed_at, progress=kill in (1, 6))
 
         # a stalled driver (SIGSTOP: its processes live, but it neither renews its lease nor
         # runs a batch) is judged dead once its lease lapses, fenced (killed, as it runs on this
