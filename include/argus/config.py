@@ -204,6 +204,12 @@ def mixed_precision() -> bool:
     return os.environ.get("ARGUS_MIXED_PRECISION", "0") == "1"
 
 
+def map_tiles_url() -> str | None:
+    """``ARGUS_MAP_TILES``: a tile server for the console's map (``https://tiles.example/{z}/{x}/{y}.png``);
+    without it the map shows the offline base map only."""
+    return os.environ.get("ARGUS_MAP_TILES") or None
+
+
 def airflow_connection_in_environment(conn_id: str) -> bool:
     """Whether connection ``conn_id`` is defined as an ``AIRFLOW_CONN_<ID>`` variable."""
     return f"AIRFLOW_CONN_{conn_id.upper()}" in os.environ

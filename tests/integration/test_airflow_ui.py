@@ -8,6 +8,7 @@ leaves the tracked files alone.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -161,7 +162,7 @@ def _walk_through_the_ui(page: Page, cfg, shots: Path, run_id: str, argus_dags: 
 
 # ---- the Argus console, on a running pipeline ---------------------------------------------
 
-CONSOLE_SHOTS = ("console-live.png", "console-search.png", "console-cameras.png")
+CONSOLE_SHOTS = ("console-live.png", "console-search.png", "console-cameras.png", "console-map.png")
 
 
 @pytest.fixture
@@ -290,6 +291,23 @@ def test_console_pages_on_a_running_pipeline(page: Page, console_pipeline, cfg, 
             page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=plot.element_handle())
         assert page.locator("img.plot").count() == 2
         page.screenshot(path=shots / "console-monitor.png", full_page=True)
+
+        # map: the first camera, placed by hand (coordinates, heading, a ground mapping), is a
+        # point with the ground it sees, on the offline base map served by the console
+        from argus.track.ground import to_degrees
+
+        lat0, lon0 = 48.8505, 2.3495
+        ground = [{"x": x, "y": y, **dict(zip(("latitude", "longitude"), to_degrees(e, n, lat0, lon0)))}
+                  for x, y, e, n in ((0.1, 0.95, -3, 2), (0.9, 0.95, 3, 2), (0.8, 0.5, 8, 25), (0.2, 0.5, -8, 25))]
+        store.put_camera(cameras[0], latitude=lat0, longitude=lon0, heading_deg=0, ground=json.dumps(ground))
+        page.goto(f"{cfg.console_url}/map")
+        expect(page.locator("#map")).to_have_attribute("data-cameras", re.compile(r"^[1-9]\d*$"), timeout=UI_TIMEOUT_MS)
+        expect(page.locator("path.argus-view").first).to_be_visible(timeout=UI_TIMEOUT_MS)
+        expect(page.locator("path.argus-camera").first).to_be_visible(timeout=UI_TIMEOUT_MS)
+        land = page.locator(".leaflet-overlay-pane path:not(.argus-view):not(.argus-camera)")
+        assert land.count() >= 1, "the offline base map's land is drawn"
+        assert not page.locator("#status").inner_text()
+        page.screenshot(path=shots / "console-map.png")
 
         # cameras: give the second camera BlazeFace; its next frames are detected with it
         page.goto(f"{cfg.console_url}/cameras")

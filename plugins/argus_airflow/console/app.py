@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from argus.config import CONSOLE_PATH
 from argus.store.latency import series, stage_summary
-from argus_airflow.console import monitor, pages, plots
+from argus_airflow.console import geo, monitor, pages, plots
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -265,6 +265,26 @@ def create_app(store_factory: Callable[[], Any] | None = None, *, authorize: boo
                 "dead_letters": {"topics": topics, "read": counts.read, "truncated": counts.truncated} if counts
                 else {"topics": topics, "error": letters["error"]},
                 "series": series(times, since, until, buckets), **monitor.cluster(sources, streams, since, until)}
+
+    @app.get("/api/map/cameras", summary="The cameras on the ground (GeoJSON): each one's position and the "
+                                         "ground it sees (from its ground mapping, else its heading)")
+    def api_map_cameras() -> dict[str, Any]:
+        return geo.camera_features(cameras())
+
+    @app.get("/vendor/{path:path}", include_in_schema=False)
+    def vendor(path: str) -> FileResponse:
+        from argus.webassets import asset_path
+
+        found = asset_path(path)
+        if found is None:
+            raise HTTPException(404, f"no file {path!r} (the set-up fetches the console's map files: make setup)")
+        return FileResponse(found, headers={"Cache-Control": "private, max-age=86400"})
+
+    @app.get("/map", response_class=HTMLResponse, include_in_schema=False)
+    def map_view() -> str:
+        from argus.config import map_tiles_url
+
+        return pages.map_page(map_tiles_url())
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> FileResponse:

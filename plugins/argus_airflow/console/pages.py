@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 #: the console's pages: path under the prefix -> title (the plugin's menu entries)
-PAGES = {"live": "Live", "search": "Search", "monitor": "Monitor", "cameras": "Cameras"}
+PAGES = {"live": "Live", "search": "Search", "monitor": "Monitor", "map": "Map", "cameras": "Cameras"}
 
 _STYLE = "<link rel='stylesheet' href='{up}static/console.css'>"
 
@@ -21,11 +21,14 @@ def e(value: Any) -> str:
     return "" if value is None else html.escape(str(value), quote=True)
 
 
-def page(title: str, body: str, depth: int = 0, scripts: Sequence[str] = ()) -> str:
-    """A page with the console's navigation; ``depth``: path segments below the page level."""
+def page(title: str, body: str, depth: int = 0, scripts: Sequence[str] = (), vendor: Sequence[str] = ()) -> str:
+    """A page with the console's navigation; ``depth``: path segments below the page level;
+    ``vendor``: third-party files (:mod:`argus.webassets`) loaded before ``scripts``."""
     up = "../" * depth
     nav = " ".join(f"<a href='{up}{path}'>{e(name)}</a>" for path, name in PAGES.items())
-    tags = "".join(f"<script src='{up}static/{name}' defer></script>" for name in scripts)
+    tags = "".join(f"<link rel='stylesheet' href='{up}vendor/{name}'>" if name.endswith(".css")
+                   else f"<script src='{up}vendor/{name}' defer></script>" for name in vendor)
+    tags += "".join(f"<script src='{up}static/{name}' defer></script>" for name in scripts)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)} · Argus</title>"
             f"{_STYLE.format(up=up)}{tags}</head><body><nav><a href='{up}./'><b>Argus</b></a> {nav}</nav>"
             f"<h1>{e(title)}</h1>{body}</body></html>")
@@ -75,6 +78,16 @@ def live() -> str:
             " <label>rows <input id='rows' type='number' min='1' max='8'></label>"
             " <span id='status' class='error'></span></div><div id='wall'></div>")
     return page("Live", body, scripts=["live.js"])
+
+
+def map_page(tiles_url: str | None) -> str:
+    """The cameras on the ground (``map.js``): on the offline base map, or on ``tiles_url``'s tiles."""
+    tiles = f" data-tiles='{e(tiles_url)}'" if tiles_url else ""
+    body = (f"<p class='muted'>Each camera where <code>cameras.yaml</code> puts it, and the ground it sees: from its "
+            f"<code>ground</code> mapping, else a wedge along its <code>heading_deg</code>. "
+            f"{'Tiles: ' + e(tiles_url) if tiles_url else 'Offline base map (Natural Earth land); set ARGUS_MAP_TILES for streets.'}"
+            f"</p><p id='status' class='error'></p><div id='map'{tiles}></div>")
+    return page("Map", body, scripts=["map.js"], vendor=["leaflet/leaflet.css", "leaflet/leaflet.js"])
 
 
 def parse_time(value: str, name: str) -> int | None:

@@ -1,0 +1,48 @@
+// The map: the offline base map (or a tile server's, if one is set), each camera and the
+// ground it sees. Every text from the data goes through textContent, never HTML.
+(async () => {
+  const el = document.getElementById("map");
+  const status = document.getElementById("status");
+  const map = L.map(el, {maxZoom: 21});
+  if (el.dataset.tiles) {
+    L.tileLayer(el.dataset.tiles, {maxZoom: 21, maxNativeZoom: 19}).addTo(map);
+  } else {
+    try {
+      const base = await (await fetch("vendor/basemap/map.geo.json")).json();
+      L.geoJSON(base, {interactive: false, style: {color: "#999", weight: 1, fillColor: "#ece8dc", fillOpacity: 1}})
+        .addTo(map);
+    } catch (e) {
+      status.textContent = "no offline base map: " + e.message;
+    }
+  }
+  let data;
+  try {
+    const resp = await fetch("api/map/cameras");
+    if (!resp.ok) throw new Error(resp.status + " " + (await resp.text()));
+    data = await resp.json();
+  } catch (e) {
+    status.textContent = "cameras unavailable: " + e.message;
+    map.setView([20, 0], 2);
+    return;
+  }
+  const label = (p) => {
+    const div = document.createElement("div");
+    div.textContent = p.camera + (p.model ? " · " + p.model : "") +
+      (p.mapping_error ? " · ground mapping unusable: " + p.mapping_error : "");
+    return div;
+  };
+  const layer = L.geoJSON(data, {
+    style: () => ({className: "argus-view", color: "#d9480f", weight: 1, fillOpacity: 0.15}),
+    pointToLayer: (f, at) => L.circleMarker(at, {className: "argus-camera", radius: 6, color: "#d9480f",
+                                                  fillOpacity: 0.9}),
+    onEachFeature: (f, l) => l.bindTooltip(label(f.properties)),
+  }).addTo(map);
+  const cameras = data.features.filter((f) => f.properties.kind === "camera").length;
+  if (cameras) {
+    map.fitBounds(layer.getBounds().pad(0.3), {maxZoom: 19});
+  } else {
+    map.setView([20, 0], 2);
+    status.textContent = "no camera has coordinates (cameras.yaml latitude / longitude, argus cameras import)";
+  }
+  el.dataset.cameras = String(cameras);  // what is drawn, for tests and scripts
+})();
