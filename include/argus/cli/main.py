@@ -297,8 +297,16 @@ def cmd_cameras_list(args: argparse.Namespace) -> int:
     table = Table(title=f"{len(cameras)} camera(s) in argus:cameras", title_justify="left")
     for col in ("camera", *TABLE_FIELDS):
         table.add_column(col)
+    def cell(row: dict, name: str) -> str:
+        if name == "ground" and row.get(name):  # the mapping's points, not their JSON
+            try:
+                return f"{len(json.loads(row[name]))} points"
+            except ValueError:
+                return "unreadable"
+        return row.get(name, "")
+
     for camera, row in cameras.items():
-        table.add_row(escape(camera), *(escape(row.get(name, "")) for name in TABLE_FIELDS))
+        table.add_row(escape(camera), *(escape(cell(row, name)) for name in TABLE_FIELDS))
     console.print(table)
     return 0
 
