@@ -193,3 +193,23 @@ def test_argus_scene_refuses_a_plaza_of_more_corners_than_it_has(tmp_path, capsy
 
     assert main(["scene", str(tmp_path / "s"), "--cameras", "5"]) == 2
     assert "--cameras must be 1 to 4" in capsys.readouterr().err and not (tmp_path / "s").exists()
+
+
+# ---- tracking as a stream (the per-camera step of the stateful query) ----
+
+def test_track_camera_resumes_from_its_state_and_passes_over_a_replayed_batch():
+    from argus.track.stream import frame_message, track_camera
+
+    frames = [json.loads(frame_message("gate-1", 1000 + 500 * i, i, "centernet-coco", [
+        ("person", 0.9, box(0.1 + 0.03 * i, 0.5)), ("car", 0.8, box(0.8 - 0.02 * i, 0.7, 0.2, 0.12))]))
+        for i in range(12)]
+    whole, _ = track_camera("gate-1", frames, None)
+    first, state = track_camera("gate-1", reversed(frames[:6]), None)  # a batch's frames in any order
+    replay, state = track_camera("gate-1", frames[3:6], state)  # part of it again: nothing new
+    rest, state = track_camera("gate-1", frames[6:], state)
+    assert replay == [] and first + rest == whole
+    ids = {(r["class_name"], r["track_id"]) for r in whole}
+    assert ids == {("person", 1), ("car", 2)} and len(whole) == 2 * 11  # each confirmed from its second frame
+    assert whole[0] == {"camera_id": "gate-1", "capture_ts_ms": 1500, "seq": 1, "index": 0, "track_id": 1,
+                        "class_name": "person", "score": 0.9, "box": "0.09000,0.35000,0.17000,0.65000"}
+    assert len(json.loads(state)["seen"]) == 12
