@@ -100,3 +100,30 @@ def test_argus_cameras_import_records_the_registry_and_list_shows_it(store, cfg,
     assert listed[cam] == {"url": "rtsp://10.0.0.7/s1", "rate_hz": "4", "latitude": "51.5007",
                            "longitude": "-0.1246", "model": "ssdlite-person"}
     assert cam in argus("list")
+
+
+def test_tracked_detections_carry_their_track_and_each_track_its_path(store, cfg, unique):
+    """What the stream tracker writes: d:tid on each tracked detection, and one tracks row per
+    track whose p: cells are its sightings in time order; writing the same rows again (a
+    replayed batch) changes nothing."""
+    from argus.track.stream import frame_message, track_camera
+
+    import json
+
+    cam = f"trk-{unique}"
+    t0 = 1_790_000_000_000
+    results = [FrameResult(cam, t0 + 500 * i, i, 640, 480, "centernet-coco", [
+        Detection(0, "person", 0.9, (0.1 + 0.02 * i, 0.3, 0.18 + 0.02 * i, 0.7)),
+        Detection(2, "car", 0.8, (0.6, 0.6, 0.8, 0.7))]) for i in range(6)]
+    store.write(results)
+    messages = [json.loads(frame_message(r.camera_id, r.capture_ts_ms, r.seq, r.model,
+                                         [(d.class_name, d.score, d.box) for d in r.detections])) for r in results]
+    rows, _ = track_camera(cam, messages, None)
+    assert store.write_tracks(rows) == 10 and store.write_tracks(rows) == 10
+    frame = store.frame(cam, t0 + 2500, 5)
+    assert sorted(d["track_id"] for d in frame["detections"]) == [1, 2]
+    assert store.frame(cam, t0, 0)["detections"][0]["track_id"] is None  # not confirmed on its first sighting
+    tracks = {t["track_id"]: t for t in store.tracks(cam)}
+    assert set(tracks) == {1, 2} and tracks[1]["class_name"] == "person"
+    assert (tracks[1]["first_ms"], tracks[1]["last_ms"]) == (t0 + 500, t0 + 2500)
+    assert [p[1] for p in tracks[1]["path"]] == [1, 2, 3, 4, 5] and tracks[2]["path"][0][3] == (0.6, 0.6, 0.8, 0.7)

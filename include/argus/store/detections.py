@@ -54,6 +54,8 @@ class StoredDetection:
     box: tuple[float, float, float, float]
     model: str
     source: str
+    #: the camera's track this detection belongs to (``d:tid``), once the tracker has seen it
+    track_id: int | None = None
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -126,6 +128,7 @@ def _parse(row: dict[bytes, bytes]) -> StoredDetection:
         camera_id=row[b"d:cam"].decode(), capture_ts_ms=int(row[b"d:ts"]), seq=int(row[b"d:seq"]),
         index=int(row[b"d:idx"]), class_id=int(row[b"d:cid"]), class_name=row[b"d:cls"].decode(),
         score=float(row[b"d:score"]), box=box, model=row[b"d:model"].decode(), source=row[b"d:src"].decode(),
+        track_id=int(row[b"d:tid"]) if row.get(b"d:tid") else None,
     )
 
 
@@ -319,6 +322,39 @@ class DetectionStore:
         window, and p50 / p99 (ms) of each stage (``captured->kafka`` ... ``detected->written``)
         and of the whole (``captured->written``); None where no frame has both stamps."""
         return stage_summary(self.stage_times(camera, since_ms, until_ms), since_ms, until_ms)
+
+    def write_tracks(self, rows: Iterable[dict[str, Any]]) -> int:
+        """Record tracked detections (:func:`argus.track.stream.track_camera`'s rows): each
+        detection's track id (``d:tid``) and each track's sighting in ``tracks``. Idempotent:
+        the cells depend only on the rows. Returns the rows written."""
+        rows = list(rows)
+        with self._pool.connection() as conn:
+            dets, tracks = self._table(conn, "detections"), self._table(conn, "tracks")
+            with dets.batch(batch_size=1000) as dbatch, tracks.batch(batch_size=1000) as tbatch:
+                for r in rows:
+                    ts, seq, tid = int(r["capture_ts_ms"]), int(r["seq"]), int(r["track_id"])
+                    dbatch.put(schema.detection_key(r["camera_id"], ts, seq, int(r["index"])), {b"d:tid": _s(tid)})
+                    tbatch.put(schema.track_key(r["camera_id"], tid), {
+                        b"t:cam": r["camera_id"].encode(), b"t:cls": r["class_name"].encode(),
+                        f"p:{ts:013d}".encode(): f"{seq},{int(r['index'])},{r['box']}".encode()})
+        return len(rows)
+
+    def tracks(self, camera: str) -> list[dict[str, Any]]:
+        """The tracks of a camera, by id: class, first and last seen (ms), and the sightings
+        (``[(ms, seq, index, box)]`` in time order)."""
+        prefix = schema.camera_prefix(camera)
+        out = []
+        with self.table("tracks") as table:
+            for key, data in table.scan(row_prefix=prefix):
+                path = []
+                for qualifier, value in sorted(data.items()):
+                    if qualifier.startswith(b"p:"):
+                        seq, index, box = value.decode().split(",", 2)
+                        path.append((int(qualifier[2:]), int(seq), int(index), tuple(float(v) for v in box.split(","))))
+                out.append({"track_id": int(key[len(prefix):]), "class_name": data.get(b"t:cls", b"").decode(),
+                            "first_ms": path[0][0] if path else None, "last_ms": path[-1][0] if path else None,
+                            "path": path})
+        return out
 
     def assign_model(self, camera: str, model: str, by: str) -> None:
         """Give a camera a model (the streaming job's executors pick it up within seconds),

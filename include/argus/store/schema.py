@@ -44,6 +44,12 @@ def tables(detections_ttl_s: int = DETECTIONS_TTL_S, frames_ttl_s: int = FRAMES_
         "console": TableSpec(NAMESPACE, "console", (FamilySpec("u"),)),
         # one row per streaming query: its lease (who runs it) and its latest progress
         "streams": TableSpec(NAMESPACE, "streams", (FamilySpec("s", in_memory=True),)),
+        # one row per track of a camera (salt#camera#track id): its class and camera (t:), and
+        # one p:<capture ms> cell per sighting (seq, index, box), so that a replayed batch
+        # rewrites the same cells and first / last seen are the row's first / last column
+        "tracks": TableSpec(NAMESPACE, "tracks", (
+            FamilySpec("t", ttl_s=detections_ttl_s), FamilySpec("p", ttl_s=detections_ttl_s),
+        ), splits),
         # archive reprocessing: one row per segment of a recording, one column per job
         # (model + decoding rate) that finished it, so that an interrupted run resumes
         "segments": TableSpec(NAMESPACE, "segments", (FamilySpec("m"),)),
@@ -70,6 +76,11 @@ def frame_key(camera_id: str, ts_ms: int, seq: int) -> bytes:
 
 def detection_key(camera_id: str, ts_ms: int, seq: int, index: int) -> bytes:
     return frame_key(camera_id, ts_ms, seq) + f"{SEP}{index:04d}".encode()
+
+
+def track_key(camera_id: str, track_id: int) -> bytes:
+    """A track's row in ``tracks``: the camera's salt and prefix, then its id (per camera)."""
+    return camera_prefix(camera_id) + f"{int(track_id):012d}".encode()
 
 
 def time_range(camera_id: str, since_ms: int | None, until_ms: int | None) -> tuple[bytes, bytes]:
