@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
+import math
 import statistics
 import time
 from collections.abc import Iterable, Sequence
@@ -20,6 +22,9 @@ from argus.store.admin import HBaseAdmin
 
 #: the stage timestamps of a frames row (``t:<stage>``), in the order a frame passes them
 STAGES = ("captured", "kafka", "read", "detected", "written")
+#: rows fetched per Thrift round trip of a search's range scan at least: a scan that holds
+#: none of the newest rows costs one round trip, one that holds many a few
+SEARCH_MIN_CHUNK = 16
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:
@@ -99,12 +104,22 @@ def frame_cells(result: FrameResult) -> dict[bytes, bytes]:
     return cells
 
 
+def index_cells(cells: dict[bytes, bytes]) -> dict[bytes, bytes]:
+    """A detection's cells in ``detections_by_time``: its ``d:`` cells, without the crop."""
+    return {k: v for k, v in cells.items() if k.startswith(b"d:")}
+
+
 def result_rows(result: FrameResult, written_ms: int | None = None) -> list[tuple[str, bytes, dict[bytes, bytes]]]:
-    """Every row one frame writes, as (table, row key, cells): its detections, then its frame
-    row. Pure: a frame whose rows cannot be built (a camera id or time the keys cannot hold)
-    raises ValueError here, before anything is sent."""
-    rows = [("detections", schema.detection_key(result.camera_id, result.capture_ts_ms, result.seq, i),
-             detection_cells(result, i, det)) for i, det in enumerate(result.detections)]
+    """Every row one frame writes, as (table, row key, cells): each detection (in
+    ``detections`` and, time-major, in ``detections_by_time``), then its frame row. Pure: a
+    frame whose rows cannot be built (a camera id or time the keys cannot hold) raises
+    ValueError here, before anything is sent."""
+    rows = []
+    for i, det in enumerate(result.detections):
+        cells = detection_cells(result, i, det)
+        rows.append(("detections", schema.detection_key(result.camera_id, result.capture_ts_ms, result.seq, i), cells))
+        rows.append(("detections_by_time", schema.time_major_key(result.camera_id, result.capture_ts_ms, result.seq, i),
+                     index_cells(cells)))
     cells = frame_cells(result)
     if written_ms is not None:
         cells.setdefault(b"t:written", _s(written_ms))
@@ -142,6 +157,36 @@ def _parse(row: dict[bytes, bytes]) -> StoredDetection:
     )
 
 
+def newest_first(d: StoredDetection) -> tuple:
+    """The order of search results: newest capture first, then camera, seq and index (the
+    order of the keys within one camera's range, and of ``detections_by_time``'s buckets)."""
+    return (-d.capture_ts_ms, d.camera_id, d.seq, d.index)
+
+
+def merge_newest(streams: Iterable[Iterable[StoredDetection]], limit: int) -> list[StoredDetection]:
+    """The ``limit`` newest of several newest-first streams; a stream is read only as far as needed."""
+    return list(itertools.islice(heapq.merge(*streams, key=newest_first), max(limit, 0)))
+
+
+def scan_chunk(limit: int, scans: int) -> int:
+    """Rows fetched per round trip by each of ``scans`` range scans merged for ``limit``
+    results: a bit over each one's share (so most need one round trip), never over ``limit``."""
+    return max(1, min(limit, max(SEARCH_MIN_CHUNK, math.ceil(1.25 * limit / max(scans, 1)))))
+
+
+def search_filter(classes: Sequence[str] | None = None, min_score: float = 0.0) -> str | None:
+    """The server-side filter of a search (time is in the key ranges): classes, min score."""
+    parts = []
+    if min_score > 0:
+        # scores are stored fixed width (0.1234), so that comparing them as bytes is numeric
+        parts.append(f"SingleColumnValueFilter('d', 'score', >=, 'binary:{min_score:.4f}', true, true)")
+    if classes:
+        names = [c.replace("'", "''") for c in classes]
+        parts.append("(" + " OR ".join(
+            f"SingleColumnValueFilter('d', 'cls', =, 'binary:{n}', true, true)" for n in names) + ")")
+    return " AND ".join(parts) or None
+
+
 class DetectionStore:
     """Reads and writes Argus's HBase tables through Thrift v1 (happybase, pooled).
 
@@ -150,11 +195,14 @@ class DetectionStore:
     """
 
     def __init__(self, host: str, port: int = DEFAULT_PORTS["hbase_thrift"], admin_port: int = DEFAULT_PORTS["hbase_thrift2"],
-                 pool_size: int = 2, timeout_ms: int = 60_000, admin_host: str | None = None):
-        """:param admin_host: the Thrift2 server's host; default: ``host``."""
+                 pool_size: int = 2, timeout_ms: int = 60_000, admin_host: str | None = None,
+                 namespace: str = schema.NAMESPACE):
+        """:param admin_host: the Thrift2 server's host; default: ``host``.
+        :param namespace: the HBase namespace of the tables (a benchmark's own, say)."""
         self.host, self.port, self.admin_port = host, port, admin_port
         self.admin_host = admin_host or host
-        self.tables = schema.tables()
+        self.namespace = namespace
+        self.tables = schema.tables(namespace=namespace)
         self._pool = happybase.ConnectionPool(pool_size, host=host, port=port, timeout=timeout_ms)
 
     @classmethod
@@ -195,10 +243,13 @@ class DetectionStore:
         stamp = written_ms or int(time.time() * 1000)
         rows = [row for r in results for row in result_rows(r, stamp)]
         with self._pool.connection() as conn:
-            frames, dets, live = (self._table(conn, name) for name in ("frames", "detections", "live"))
-            with dets.batch(batch_size=1000) as dbatch, frames.batch(batch_size=1000) as fbatch, \
-                    live.batch(batch_size=100) as lbatch:
-                batches = {"frames": fbatch, "detections": dbatch, "live": lbatch}
+            frames, dets, by_time, live = (self._table(conn, name)
+                                           for name in ("frames", "detections", "detections_by_time", "live"))
+            # the index goes in the same call as the detections it indexes; a failed batch is
+            # retried whole (same keys), so neither is left without the other for long
+            with dets.batch(batch_size=1000) as dbatch, by_time.batch(batch_size=1000) as tbatch, \
+                    frames.batch(batch_size=1000) as fbatch, live.batch(batch_size=100) as lbatch:
+                batches = {"frames": fbatch, "detections": dbatch, "detections_by_time": tbatch, "live": lbatch}
                 for table, key, cells in rows:
                     batches[table].put(key, cells)
         return len(results)
@@ -207,41 +258,9 @@ class DetectionStore:
     def search(self, camera: str | None = None, since: int | None = None, until: int | None = None,
                classes: Sequence[str] | None = None, min_score: float = 0.0, limit: int = 100,
                ) -> list[StoredDetection]:
-        """Detections newest first. ``since``/``until`` are capture times in ms (inclusive).
-        With a camera this is one range scan; without, every salt bucket is scanned with a
-        server-side time filter and the results merged."""
-        if limit <= 0:
-            return []
-        filt = self._filter(since, until, classes, min_score)
-        with self._pool.connection() as conn:
-            table = self._table(conn, "detections")
-            if camera is not None:
-                start, stop = schema.time_range(camera, since, until)
-                rows = table.scan(row_start=start, row_stop=stop, filter=filt, columns=[b"d"], limit=limit)
-                return [_parse(data) for _, data in rows]
-            buckets = []
-            for b in range(schema.SALT_BUCKETS):
-                prefix = f"{b:02x}{schema.SEP}".encode()
-                rows = table.scan(row_prefix=prefix, filter=filt, columns=[b"d"])
-                buckets.append([_parse(data) for _, data in rows])
-        merged = heapq.merge(*[sorted(b, key=lambda d: (-d.capture_ts_ms, d.camera_id, d.seq, d.index))
-                               for b in buckets], key=lambda d: (-d.capture_ts_ms, d.camera_id, d.seq, d.index))
-        return [d for _, d in zip(range(limit), merged)]
-
-    @staticmethod
-    def _filter(since, until, classes, min_score) -> str | None:
-        parts = []
-        if since is not None:
-            parts.append(f"SingleColumnValueFilter('d', 'ts', >=, 'binary:{since:013d}', true, true)")
-        if until is not None:
-            parts.append(f"SingleColumnValueFilter('d', 'ts', <=, 'binary:{until:013d}', true, true)")
-        if min_score > 0:
-            parts.append(f"SingleColumnValueFilter('d', 'score', >=, 'binary:{min_score:.4f}', true, true)")
-        if classes:
-            names = [c.replace("'", "''") for c in classes]
-            parts.append("(" + " OR ".join(
-                f"SingleColumnValueFilter('d', 'cls', =, 'binary:{n}', true, true)" for n in names) + ")")
-        return " AND ".join(parts) or None
+        """Detections newest first: :meth:`search_cameras` of one camera (None: all)."""
+        return self.search_cameras([camera] if camera is not None else None, since=since, until=until,
+                                   classes=classes, min_score=min_score, limit=limit)
 
     def frames(self, camera: str, since: int | None = None, until: int | None = None) -> list[dict]:
         """Frames rows of one camera, newest first: stage timestamps and frame facts."""
@@ -256,13 +275,35 @@ class DetectionStore:
         with self._pool.connection() as conn:
             self._table(conn, "cameras").put(camera_id.encode(), {f"i:{k}".encode(): _s(v) for k, v in info.items()})
 
-    def search_cameras(self, cameras: Sequence[str] | None = None, **kw) -> list[StoredDetection]:
-        """:meth:`search` over several cameras (None: all), merged newest first."""
-        if not cameras:
-            return self.search(None, **kw)
-        key = lambda d: (-d.capture_ts_ms, d.camera_id, d.seq, d.index)  # noqa: E731
-        merged = heapq.merge(*[self.search(cam, **kw) for cam in dict.fromkeys(cameras)], key=key)
-        return [d for _, d in zip(range(kw.get("limit", 100)), merged)]
+    def search_cameras(self, cameras: Sequence[str] | None = None, since: int | None = None,
+                       until: int | None = None, classes: Sequence[str] | None = None, min_score: float = 0.0,
+                       limit: int = 100) -> list[StoredDetection]:
+        """The ``limit`` newest detections of some cameras (None: all), captured in [since,
+        until] (ms, inclusive), of ``classes`` and scoring at least ``min_score``.
+
+        With cameras, one range scan of ``detections`` per camera; without, one of each salt
+        bucket of ``detections_by_time`` (whatever the number of cameras). Either way each
+        scan reads newest first, filters class and score on the server, and is read only as
+        far as the merge needs: a page costs about ``limit`` rows, not the table.
+        """
+        if limit <= 0:
+            return []
+        if cameras:
+            name = "detections"
+            ranges = [schema.time_range(cam, since, until) for cam in dict.fromkeys(cameras)]
+        else:
+            name = "detections_by_time"
+            ranges = [schema.bucket_time_range(b, since, until) for b in range(schema.SALT_BUCKETS)]
+        filt, chunk = search_filter(classes, min_score), scan_chunk(limit, len(ranges))
+        with self._pool.connection() as conn:
+            table = self._table(conn, name)
+            scans = [table.scan(row_start=start, row_stop=stop, filter=filt, columns=[b"d"], limit=limit,
+                                batch_size=chunk) for start, stop in ranges]
+            try:
+                return merge_newest([(_parse(data) for _, data in scan) for scan in scans], limit)
+            finally:
+                for scan in scans:  # close the scanners on this connection, before it goes back
+                    scan.close()
 
     def crop(self, camera: str, ts_ms: int, seq: int, index: int) -> bytes | None:
         """The crop JPEG of one detection (``c:jpg``), None if none was stored."""
