@@ -104,9 +104,15 @@ def frame_cells(result: FrameResult) -> dict[bytes, bytes]:
     return cells
 
 
-def index_cells(cells: dict[bytes, bytes]) -> dict[bytes, bytes]:
-    """A detection's cells in ``detections_by_time``: its ``d:`` cells, without the crop."""
-    return {k: v for k, v in cells.items() if k.startswith(b"d:")}
+def index_cells(result: FrameResult, det: Detection) -> dict[bytes, bytes]:
+    """A detection's cells in ``detections_by_time``: class and score (filtered on by the
+    server, as in ``detections``) and the rest of what a result shows in one cell, ``d:v``
+    (``class id|box|source|model``); camera, time, seq and index are in the key. Three
+    cells, not ten: HBase stores the key again with each cell, and a search page reads and
+    decodes every cell of the rows it fetches."""
+    box = ",".join(f"{v:.5f}" for v in det.box)
+    return {b"d:cls": det.class_name.encode(), b"d:score": f"{det.score:.4f}".encode(),
+            b"d:v": f"{det.class_id}|{box}|{result.source}|{result.model}".encode()}
 
 
 def result_rows(result: FrameResult, written_ms: int | None = None) -> list[tuple[str, bytes, dict[bytes, bytes]]]:
@@ -119,7 +125,7 @@ def result_rows(result: FrameResult, written_ms: int | None = None) -> list[tupl
         cells = detection_cells(result, i, det)
         rows.append(("detections", schema.detection_key(result.camera_id, result.capture_ts_ms, result.seq, i), cells))
         rows.append(("detections_by_time", schema.time_major_key(result.camera_id, result.capture_ts_ms, result.seq, i),
-                     index_cells(cells)))
+                     index_cells(result, det)))
     cells = frame_cells(result)
     if written_ms is not None:
         cells.setdefault(b"t:written", _s(written_ms))
@@ -155,6 +161,16 @@ def _parse(row: dict[bytes, bytes]) -> StoredDetection:
         index=int(row[b"d:idx"]), class_id=int(row[b"d:cid"]), class_name=row[b"d:cls"].decode(),
         score=float(row[b"d:score"]), box=box, model=row[b"d:model"].decode(), source=row[b"d:src"].decode(),
     )
+
+
+def parse_index_row(key: bytes, row: dict[bytes, bytes]) -> StoredDetection:
+    """A ``detections_by_time`` row (key and :func:`index_cells`) as a StoredDetection."""
+    camera, ts_ms, seq, index = schema.parse_time_major_key(key)
+    # the model is last and split off last: a model name may hold a "|"
+    class_id, box, source, model = row[b"d:v"].decode().split("|", 3)
+    return StoredDetection(camera_id=camera, capture_ts_ms=ts_ms, seq=seq, index=index, class_id=int(class_id),
+                           class_name=row[b"d:cls"].decode(), score=float(row[b"d:score"]),
+                           box=tuple(float(v) for v in box.split(",")), model=model, source=source)
 
 
 def newest_first(d: StoredDetection) -> tuple:
@@ -289,10 +305,10 @@ class DetectionStore:
         if limit <= 0:
             return []
         if cameras:
-            name = "detections"
+            name, parse = "detections", lambda _, data: _parse(data)
             ranges = [schema.time_range(cam, since, until) for cam in dict.fromkeys(cameras)]
         else:
-            name = "detections_by_time"
+            name, parse = "detections_by_time", parse_index_row
             ranges = [schema.bucket_time_range(b, since, until) for b in range(schema.SALT_BUCKETS)]
         filt, chunk = search_filter(classes, min_score), scan_chunk(limit, len(ranges))
         with self._pool.connection() as conn:
@@ -300,7 +316,7 @@ class DetectionStore:
             scans = [table.scan(row_start=start, row_stop=stop, filter=filt, columns=[b"d"], limit=limit,
                                 batch_size=chunk) for start, stop in ranges]
             try:
-                return merge_newest([(_parse(data) for _, data in scan) for scan in scans], limit)
+                return merge_newest([(parse(key, data) for key, data in scan) for scan in scans], limit)
             finally:
                 for scan in scans:  # close the scanners on this connection, before it goes back
                     scan.close()

@@ -93,6 +93,12 @@ def time_major_key(camera_id: str, ts_ms: int, seq: int, index: int) -> bytes:
             f"{seq:012d}{SEP}{index:04d}").encode()
 
 
+def parse_time_major_key(key: bytes) -> tuple[str, int, int, int]:
+    """(camera, capture ms, seq, index) of a :func:`time_major_key` (camera ids hold no ``#``)."""
+    _, reversed_ts, camera, seq, index = key.decode().split(SEP)
+    return camera, TS_MAX - int(reversed_ts), int(seq), int(index)
+
+
 def bucket_prefix(bucket: int) -> bytes:
     """The key prefix of salt bucket ``bucket`` (0 .. SALT_BUCKETS - 1)."""
     if not 0 <= bucket < SALT_BUCKETS:
