@@ -22,9 +22,14 @@ from argus.store.admin import HBaseAdmin
 
 #: the stage timestamps of a frames row (``t:<stage>``), in the order a frame passes them
 STAGES = ("captured", "kafka", "read", "detected", "written")
-#: rows fetched per Thrift round trip of a search's range scan at least: a scan that holds
-#: none of the newest rows costs one round trip, one that holds many a few
-SEARCH_MIN_CHUNK = 16
+#: rows fetched per Thrift round trip of a search's range scan at least. Small, because with
+#: a filter every row a scan returns costs the server rows it reads and drops (one in 200 for
+#: a rare class: 16 a bucket read 4x the rows that 4 do, 360 ms against 90 over 10^6 rows);
+#: a bucket that holds more of the newest costs another round trip, about a millisecond
+SEARCH_MIN_CHUNK = 4
+#: each of n merged scans fetches this times its share (limit / n) per round trip: most need
+#: one round trip, and the rows fetched and dropped stay a tenth of the page
+SEARCH_CHUNK_SLACK = 1.1
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:
@@ -104,15 +109,19 @@ def frame_cells(result: FrameResult) -> dict[bytes, bytes]:
     return cells
 
 
+#: the fields of a ``detections_by_time`` cell (``d:v``), in order, ``|`` between them
+INDEX_FIELDS = ("score", "class_id", "box", "source", "model", "class_name")
+
+
 def index_cells(result: FrameResult, det: Detection) -> dict[bytes, bytes]:
-    """A detection's cells in ``detections_by_time``: class and score (filtered on by the
-    server, as in ``detections``) and the rest of what a result shows in one cell, ``d:v``
-    (``class id|box|source|model``); camera, time, seq and index are in the key. Three
-    cells, not ten: HBase stores the key again with each cell, and a search page reads and
-    decodes every cell of the rows it fetches."""
+    """A detection's one cell in ``detections_by_time``, ``d:v``: ``score|class id|box|
+    source|model|class name``; camera, time, seq and index are in the key. One cell, not
+    ten: HBase stores the whole key again with each cell, and a search reads and decodes
+    every cell of the rows it fetches. The score comes first and fixed width, so that a
+    min-score filter compares the value as bytes; the class name comes last, so that one
+    holding a ``|`` still parses (a model name cannot hold one)."""
     box = ",".join(f"{v:.5f}" for v in det.box)
-    return {b"d:cls": det.class_name.encode(), b"d:score": f"{det.score:.4f}".encode(),
-            b"d:v": f"{det.class_id}|{box}|{result.source}|{result.model}".encode()}
+    return {b"d:v": f"{det.score:.4f}|{det.class_id}|{box}|{result.source}|{result.model}|{det.class_name}".encode()}
 
 
 def result_rows(result: FrameResult, written_ms: int | None = None) -> list[tuple[str, bytes, dict[bytes, bytes]]]:
@@ -166,11 +175,10 @@ def _parse(row: dict[bytes, bytes]) -> StoredDetection:
 def parse_index_row(key: bytes, row: dict[bytes, bytes]) -> StoredDetection:
     """A ``detections_by_time`` row (key and :func:`index_cells`) as a StoredDetection."""
     camera, ts_ms, seq, index = schema.parse_time_major_key(key)
-    # the model is last and split off last: a model name may hold a "|"
-    class_id, box, source, model = row[b"d:v"].decode().split("|", 3)
+    score, class_id, box, source, model, class_name = row[b"d:v"].decode().split("|", len(INDEX_FIELDS) - 1)
     return StoredDetection(camera_id=camera, capture_ts_ms=ts_ms, seq=seq, index=index, class_id=int(class_id),
-                           class_name=row[b"d:cls"].decode(), score=float(row[b"d:score"]),
-                           box=tuple(float(v) for v in box.split(",")), model=model, source=source)
+                           class_name=class_name, score=float(score), box=tuple(float(v) for v in box.split(",")),
+                           model=model, source=source)
 
 
 def newest_first(d: StoredDetection) -> tuple:
@@ -187,11 +195,30 @@ def merge_newest(streams: Iterable[Iterable[StoredDetection]], limit: int) -> li
 def scan_chunk(limit: int, scans: int) -> int:
     """Rows fetched per round trip by each of ``scans`` range scans merged for ``limit``
     results: a bit over each one's share (so most need one round trip), never over ``limit``."""
-    return max(1, min(limit, max(SEARCH_MIN_CHUNK, math.ceil(1.25 * limit / max(scans, 1)))))
+    return max(1, min(limit, max(SEARCH_MIN_CHUNK, math.ceil(SEARCH_CHUNK_SLACK * limit / max(scans, 1)))))
+
+
+def _java_quoted(text: str) -> str:
+    """``text`` as a literal in a Java regex (``Pattern.quote``)."""
+    return "\\Q" + text.replace("\\E", "\\E\\\\E\\Q") + "\\E"
+
+
+def index_filter(classes: Sequence[str] | None = None, min_score: float = 0.0) -> str | None:
+    """The server-side filter of an all-camera search on ``detections_by_time``'s one cell:
+    the score as bytes (it comes first, fixed width), the class by a regex on the last field."""
+    parts = []
+    if min_score > 0:
+        parts.append(f"SingleColumnValueFilter('d', 'v', >=, 'binary:{min_score:.4f}', true, true)")
+    if classes:
+        fields = r"[^|]*\|" * (len(INDEX_FIELDS) - 1)
+        names = "|".join(_java_quoted(c) for c in classes).replace("'", "''")
+        parts.append(f"SingleColumnValueFilter('d', 'v', =, 'regexstring:^{fields}(?:{names})$', true, true)")
+    return " AND ".join(parts) or None
 
 
 def search_filter(classes: Sequence[str] | None = None, min_score: float = 0.0) -> str | None:
-    """The server-side filter of a search (time is in the key ranges): classes, min score."""
+    """The server-side filter of a search of some cameras on ``detections`` (time is in the
+    key ranges): classes, min score."""
     parts = []
     if min_score > 0:
         # scores are stored fixed width (0.1234), so that comparing them as bytes is numeric
@@ -305,12 +332,12 @@ class DetectionStore:
         if limit <= 0:
             return []
         if cameras:
-            name, parse = "detections", lambda _, data: _parse(data)
+            name, parse, filt = "detections", lambda _, data: _parse(data), search_filter(classes, min_score)
             ranges = [schema.time_range(cam, since, until) for cam in dict.fromkeys(cameras)]
         else:
-            name, parse = "detections_by_time", parse_index_row
+            name, parse, filt = "detections_by_time", parse_index_row, index_filter(classes, min_score)
             ranges = [schema.bucket_time_range(b, since, until) for b in range(schema.SALT_BUCKETS)]
-        filt, chunk = search_filter(classes, min_score), scan_chunk(limit, len(ranges))
+        chunk = scan_chunk(limit, len(ranges))
         with self._pool.connection() as conn:
             table = self._table(conn, name)
             scans = [table.scan(row_start=start, row_stop=stop, filter=filt, columns=[b"d"], limit=limit,
