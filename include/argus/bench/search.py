@@ -23,6 +23,7 @@ import heapq
 import os
 import platform
 import random
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,14 +34,15 @@ from argus.detect.types import Detection
 from argus.store import schema
 from argus.store.admin import HBaseAdmin
 from argus.store.detections import DetectionStore, FrameResult, StoredDetection, _parse, newest_first
+from argus.store.maintenance import RegionServerJmx
 
 BENCH_NAMESPACE = "argus_bench"
 #: the sample's namespace is the bench's with this suffix
 SAMPLE_SUFFIX = "_sample"
 #: where the manifest of a complete load is kept: a console setting of this pseudo-user
 MANIFEST_USER, MANIFEST_SETTING = "argus-bench", "search-load"
-#: bump when the generator changes, so that data of an older generator is reloaded
-GENERATOR_VERSION = 1
+#: bump when the generator or the rows' format changes, so that older data is reloaded
+GENERATOR_VERSION = 2
 #: the issue's acceptance: a search page answers in p95 <= 300 ms over >= 10^6 rows
 TARGET_P95_MS = 300.0
 #: the console's page size (its search page) and its deepest page (``MAX_SEARCH_DEPTH``)
@@ -55,7 +57,19 @@ RARE_CLASS = "bear"
 DETECTIONS_PER_FRAME = (1, 1, 2, 2, 3, 4)
 MODEL, WIDTH, HEIGHT = "bench-synthetic", 1280, 720
 #: frames written per DetectionStore.write call while loading (one Thrift batch per table)
-LOAD_FRAMES_PER_WRITE = 2000
+LOAD_FRAMES_PER_WRITE = 1000
+#: the load waits while the region server's memstores hold this share of its heap: between
+#: the share where HBase starts flushing (0.95 of the stack's
+#: ``hbase.regionserver.global.memstore.size``, 0.3) and the one where it blocks writes, so
+#: that HBase flushes while the load's batches wait here instead of in its call queue (an
+#: all-in-one HBase shares one heap: a bulk load once ran it out of memory). Below 0.285
+#: it would wait for a flush that never comes.
+MEMSTORE_PAUSE_SHARE = 0.29
+#: ... or while its heap is this full (a collection is due: let it happen before more writes)
+HEAP_PAUSE_SHARE = 0.85
+#: how long the load waits for the memstores to be flushed before it gives up
+MEMSTORE_WAIT_S = 300.0
+SERVER_BEAN, MEMORY_BEAN = "Hadoop:service=HBase,name=RegionServer,sub=Server", "java.lang:type=Memory"
 
 
 @dataclass(frozen=True)
@@ -121,7 +135,42 @@ def _manifest(store: DetectionStore, admin_factory: Callable[[], HBaseAdmin]) ->
     return store.user_setting(MANIFEST_USER, MANIFEST_SETTING)
 
 
-def ensure_loaded(store: DetectionStore, spec: LoadSpec, admin_factory: Callable[[], HBaseAdmin]) -> dict:
+class MemstoreGuard:
+    """Holds a bulk load back while the region server's memstores are near its flush limit,
+    so that the load never runs a shared HBase out of memory (its /jmx; one region server).
+
+    :param jmx: the region servers' /jmx; :param host: the region server.
+    :param sleep: / :param clock: injectable for tests.
+    """
+
+    def __init__(self, jmx: RegionServerJmx, host: str, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic):
+        self.jmx, self.host, self.sleep, self.clock = jmx, host, sleep, clock
+        self.waited_s = 0.0
+
+    def shares(self) -> tuple[float, float]:
+        """(memstore heap, heap used) / the JVM's max heap."""
+        server = self.jmx.bean(self.host, SERVER_BEAN)
+        heap = self.jmx.bean(self.host, MEMORY_BEAN)["HeapMemoryUsage"]
+        return server["memStoreHeapSize"] / heap["max"], heap["used"] / heap["max"]
+
+    def wait(self) -> None:
+        """Return once the memstores are below :data:`MEMSTORE_PAUSE_SHARE` of the heap and
+        the heap below :data:`HEAP_PAUSE_SHARE`; RuntimeError if not within :data:`MEMSTORE_WAIT_S`."""
+        start = self.clock()
+        while True:
+            memstore, used = self.shares()
+            if memstore < MEMSTORE_PAUSE_SHARE and used < HEAP_PAUSE_SHARE:
+                return
+            if self.clock() - start > MEMSTORE_WAIT_S:
+                raise RuntimeError(f"HBase's memstores stayed at {memstore:.0%} of its heap ({used:.0%} used) for "
+                                   f"{MEMSTORE_WAIT_S:.0f} s; the load stopped rather than run it out of memory")
+            self.sleep(1.0)
+            self.waited_s += 1.0
+
+
+def ensure_loaded(store: DetectionStore, spec: LoadSpec, admin_factory: Callable[[], HBaseAdmin],
+                  guard: MemstoreGuard | None = None) -> dict:
     """Load ``spec``'s rows into ``store``'s namespace unless a complete load of the same
     data is there already; returns what was done (``reused``, ``load_s``, ``rows_per_s``)
     and the spec actually in the tables (a reused load keeps its end time)."""
@@ -134,15 +183,24 @@ def ensure_loaded(store: DetectionStore, spec: LoadSpec, admin_factory: Callable
     store.ensure_tables()
     t0 = time.perf_counter()
     batch: list[FrameResult] = []
+    written = reported = 0
     for result in synthetic_frames(spec):
         batch.append(result)
+        written += len(result.detections)
         if len(batch) == LOAD_FRAMES_PER_WRITE:
+            if guard is not None:
+                guard.wait()
             store.write(batch, written_ms=spec.end_ms)
             batch = []
+            if written - reported >= 100_000:  # a long load says how far it got
+                reported = written
+                print(f"loaded {written} of {spec.rows} rows ({written / (time.perf_counter() - t0):.0f}/s)",
+                      file=sys.stderr, flush=True)
     store.write(batch, written_ms=spec.end_ms)
     load_s = time.perf_counter() - t0
     store.put_user_setting(MANIFEST_USER, MANIFEST_SETTING, spec.manifest())  # last: the load is complete
-    return {"reused": False, "load_s": round(load_s, 1), "rows_per_s": round(spec.rows / load_s), "end_ms": spec.end_ms}
+    return {"reused": False, "load_s": round(load_s, 1), "rows_per_s": round(spec.rows / load_s), "end_ms": spec.end_ms,
+            "waited_for_flushes_s": round(guard.waited_s, 1) if guard is not None else None}
 
 
 @dataclass(frozen=True)
@@ -290,7 +348,8 @@ def _check_namespace(namespace: str) -> None:
 
 def bench_search(rows: int, cameras: int, span_s: int = 7 * 86400, repeats: int = 30, seed: int = 18,
                  baseline_rows: int = 20_000, baseline_repeats: int = 5, namespace: str = BENCH_NAMESPACE,
-                 keep: bool = True, store_factory: Callable[..., DetectionStore] | None = None) -> dict:
+                 keep: bool = True, store_factory: Callable[..., DetectionStore] | None = None,
+                 guard: MemstoreGuard | None = None) -> dict:
     """Load (or reuse) ``rows`` synthetic detections and time the console's search on them.
 
     :param rows: detection rows of the measured data set.
@@ -303,19 +362,25 @@ def bench_search(rows: int, cameras: int, span_s: int = 7 * 86400, repeats: int 
     :param namespace: the bench's HBase namespace (must start with ``argus_bench``).
     :param keep: keep the loaded namespaces for the next run; False drops them at the end.
     :param store_factory: makes a store of a namespace (default: the local stack's).
+    :param guard: holds the load back while HBase flushes (default: the local stack's region server).
     """
     if rows < 1 or cameras < 1:
         raise ValueError(f"--rows and --cameras must be at least 1, got {rows} and {cameras}")
     _check_namespace(namespace)
     make_store = store_factory or (lambda ns: DetectionStore.from_config(namespace=ns))
     store = make_store(namespace)
+    if guard is None:
+        from argus.config import ArgusConfig
+
+        cfg = ArgusConfig()
+        guard = MemstoreGuard(RegionServerJmx(cfg.port("hbase_regionserver_info")), cfg.host)
 
     def admin() -> HBaseAdmin:
         return HBaseAdmin(store.admin_host, store.admin_port)
 
     now_ms = int(time.time() * 1000) // 1000 * 1000
     spec = LoadSpec(rows, cameras, span_s, seed, now_ms)
-    load = ensure_loaded(store, spec, admin)
+    load = ensure_loaded(store, spec, admin, guard)
     spec = LoadSpec(rows, cameras, span_s, seed, load["end_ms"])
     timings = time_queries(store, query_mix(spec, repeats, seed), warmup=1).summary()
     result = {
@@ -330,7 +395,7 @@ def bench_search(rows: int, cameras: int, span_s: int = 7 * 86400, repeats: int 
     if baseline_rows > 0:
         sample_store = make_store(namespace + SAMPLE_SUFFIX)
         sample_spec = LoadSpec(baseline_rows, cameras, span_s, seed, now_ms)
-        sample_load = ensure_loaded(sample_store, sample_spec, admin)
+        sample_load = ensure_loaded(sample_store, sample_spec, admin, guard)
         result["baseline"] = {"rows": baseline_rows, "namespace": sample_store.namespace,
                               "data": {k: v for k, v in sample_load.items() if k != "end_ms"},
                               **baseline(sample_store, baseline_repeats)}
