@@ -117,7 +117,7 @@ def test_the_load_waits_while_hbase_flushes_or_collects_and_gives_up_rather_than
         slept.append(s)
         now[0] += s
 
-    guard = search.MemstoreGuard(FakeJmx([(295, 500), (291, 500), (100, 900), (100, 500)]), "rs", sleep=sleep,
+    guard = search.MemstoreGuard(FakeJmx([(295, 500), (291, 500), (100, 960), (100, 900)]), "rs", sleep=sleep,
                                  clock=lambda: now[0])
     guard.wait()
     assert slept == [1.0, 1.0, 1.0] and guard.waited_s == 3.0
@@ -126,3 +126,69 @@ def test_the_load_waits_while_hbase_flushes_or_collects_and_gives_up_rather_than
     stuck = search.MemstoreGuard(FakeJmx([(299, 500)] * 1000), "rs", sleep=sleep, clock=lambda: now[0])
     with pytest.raises(RuntimeError, match="stayed at 30% of its heap"):
         stuck.wait()
+
+
+class FakeStore:
+    """What ensure_loaded uses of a DetectionStore, in memory; ``fail_after`` writes, it fails."""
+
+    namespace = "argus_bench_x"
+    tables = {"console": "argus_bench_x:console"}
+
+    def __init__(self, fail_after=None):
+        self.settings, self.rows, self.writes, self.fail_after, self.created = {}, {}, 0, fail_after, 0
+
+    def user_setting(self, user, name):
+        return self.settings.get((user, name))
+
+    def put_user_setting(self, user, name, value):
+        self.settings[(user, name)] = value
+
+    def ensure_tables(self):
+        self.created += 1
+
+    def write(self, results, written_ms=None):
+        if self.fail_after is not None and self.writes >= self.fail_after:
+            raise ConnectionError("Thrift server gone")
+        self.writes += 1
+        for r in results:
+            for i, d in enumerate(r.detections):
+                self.rows[(r.camera_id, r.capture_ts_ms, r.seq, i)] = d
+
+
+class FakeAdmin:
+    def __init__(self, store):
+        self.store = store
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def table_exists(self, name):
+        return bool(self.store.settings)
+
+    def delete_namespace(self, name):
+        self.store.settings.clear()
+        self.store.rows.clear()
+
+
+def test_a_load_cut_short_resumes_where_it_recorded_and_a_complete_one_is_reused(monkeypatch):
+    monkeypatch.setattr(search, "LOAD_FRAMES_PER_WRITE", 50)
+    monkeypatch.setattr(search, "PROGRESS_EVERY_WRITES", 3)
+    monkeypatch.setattr(search, "WRITE_RETRIES", 0)
+    spec = search.LoadSpec(rows=2_000, cameras=5, span_s=3600, seed=4, end_ms=1_800_000_000_000)
+    store = FakeStore(fail_after=10)
+    with pytest.raises(ConnectionError):
+        search.ensure_loaded(store, spec, lambda: FakeAdmin(store))
+    manifest = store.settings[(search.MANIFEST_USER, search.MANIFEST_SETTING)]
+    assert manifest["complete"] is False and 0 < manifest["loaded"] < spec.rows
+    store.fail_after = None
+    later = search.LoadSpec(spec.rows, spec.cameras, spec.span_s, spec.seed, spec.end_ms + 60_000)
+    done = search.ensure_loaded(store, later, lambda: FakeAdmin(store))
+    assert done["resumed_from"] == manifest["loaded"] and done["end_ms"] == spec.end_ms  # the first run's frames
+    assert len(store.rows) == spec.rows and store.created == 1
+    again = search.ensure_loaded(store, later, lambda: FakeAdmin(store))
+    assert again["reused"] is True and again["end_ms"] == spec.end_ms
+    other = search.ensure_loaded(store, search.LoadSpec(500, 5, 3600, 4, spec.end_ms), lambda: FakeAdmin(store))
+    assert other["reused"] is False and len(store.rows) == 500 and store.created == 2  # other data: a clean load

@@ -65,8 +65,13 @@ LOAD_FRAMES_PER_WRITE = 1000
 #: all-in-one HBase shares one heap: a bulk load once ran it out of memory). Below 0.285
 #: it would wait for a flush that never comes.
 MEMSTORE_PAUSE_SHARE = 0.29
-#: ... or while its heap is this full (a collection is due: let it happen before more writes)
-HEAP_PAUSE_SHARE = 0.85
+#: ... or while its heap is this full. Not lower: "used" counts garbage not yet collected,
+#: and a load paused at 0.85 waited for a collection that an idle HBase put off (900 rows/s)
+HEAP_PAUSE_SHARE = 0.95
+#: a load records how far it got every this many writes, so that one cut short resumes there
+PROGRESS_EVERY_WRITES = 40
+#: a write that fails (a Thrift server restarted under the load, say) is retried this often, 5 s apart
+WRITE_RETRIES = 24
 #: how long the load waits for the memstores to be flushed before it gives up
 MEMSTORE_WAIT_S = 300.0
 SERVER_BEAN, MEMORY_BEAN = "Hadoop:service=HBase,name=RegionServer,sub=Server", "java.lang:type=Memory"
@@ -88,7 +93,7 @@ class LoadSpec:
                 "end_ms": self.end_ms, "generator": GENERATOR_VERSION}
 
     def same_data(self, manifest: dict | None) -> bool:
-        """Whether ``manifest`` records a load of the same data (any end time)."""
+        """Whether ``manifest`` records a load of the same data (any end time, complete or not)."""
         mine = self.manifest()
         return bool(manifest) and all(manifest.get(k) == mine[k] for k in mine if k != "end_ms")
 
@@ -169,37 +174,68 @@ class MemstoreGuard:
             self.waited_s += 1.0
 
 
+def _write_retrying(store: DetectionStore, batch: list[FrameResult], written_ms: int,
+                    sleep: Callable[[float], None] = time.sleep) -> None:
+    """``store.write``, retried: the keys depend only on the frames, so a retry rewrites the same cells."""
+    for attempt in range(WRITE_RETRIES + 1):
+        try:
+            store.write(batch, written_ms=written_ms)
+            return
+        except Exception as exc:  # noqa: BLE001 - Thrift, socket or HBase errors alike; re-raised at the end
+            if attempt == WRITE_RETRIES:
+                raise
+            print(f"write failed ({type(exc).__name__}: {str(exc)[:120]}); retrying in 5 s", file=sys.stderr, flush=True)
+            sleep(5.0)
+
+
 def ensure_loaded(store: DetectionStore, spec: LoadSpec, admin_factory: Callable[[], HBaseAdmin],
                   guard: MemstoreGuard | None = None) -> dict:
     """Load ``spec``'s rows into ``store``'s namespace unless a complete load of the same
-    data is there already; returns what was done (``reused``, ``load_s``, ``rows_per_s``)
-    and the spec actually in the tables (a reused load keeps its end time)."""
+    data is there already; a load of the same data cut short resumes where it recorded it
+    got to (with its own end time). Returns what was done (``reused``, ``resumed_from``,
+    ``load_s``, ``rows_per_s``) and ``end_ms``, the end time of the data in the tables."""
     found = _manifest(store, admin_factory)
-    if spec.same_data(found):
-        return {"reused": True, "load_s": None, "rows_per_s": None, "end_ms": found["end_ms"]}
-    # another load, or one cut short (its rows have another end time): start clean, not on top of it
-    with admin_factory() as admin:
-        admin.delete_namespace(store.namespace)
-    store.ensure_tables()
-    t0 = time.perf_counter()
+    if spec.same_data(found) and found.get("complete"):
+        return {"reused": True, "resumed_from": None, "load_s": None, "rows_per_s": None, "end_ms": found["end_ms"]}
+    skip = 0
+    if spec.same_data(found):  # cut short: the same frames (same end time), from where it got to
+        spec, skip = LoadSpec(spec.rows, spec.cameras, spec.span_s, spec.seed, found["end_ms"]), found["loaded"]
     batch: list[FrameResult] = []
-    written = reported = 0
+    written = reported = writes = 0
+
+    def progress(complete: bool) -> None:
+        loaded = max(skip, written - sum(len(r.detections) for r in batch))
+        store.put_user_setting(MANIFEST_USER, MANIFEST_SETTING, {**spec.manifest(), "loaded": loaded, "complete": complete})
+
+    if not spec.same_data(found):  # another load, or none: start clean, not on top of it
+        with admin_factory() as admin:
+            admin.delete_namespace(store.namespace)
+        store.ensure_tables()
+        progress(complete=False)  # from now on a load cut short resumes (with this end time)
+    t0 = time.perf_counter()
+
     for result in synthetic_frames(spec):
-        batch.append(result)
         written += len(result.detections)
+        if written <= skip:
+            continue
+        batch.append(result)
         if len(batch) == LOAD_FRAMES_PER_WRITE:
             if guard is not None:
                 guard.wait()
-            store.write(batch, written_ms=spec.end_ms)
-            batch = []
+            _write_retrying(store, batch, spec.end_ms)
+            batch, writes = [], writes + 1
+            if writes % PROGRESS_EVERY_WRITES == 0:
+                progress(complete=False)
             if written - reported >= 100_000:  # a long load says how far it got
                 reported = written
-                print(f"loaded {written} of {spec.rows} rows ({written / (time.perf_counter() - t0):.0f}/s)",
+                print(f"loaded {written} of {spec.rows} rows ({(written - skip) / (time.perf_counter() - t0):.0f}/s)",
                       file=sys.stderr, flush=True)
-    store.write(batch, written_ms=spec.end_ms)
+    _write_retrying(store, batch, spec.end_ms)
+    batch = []
     load_s = time.perf_counter() - t0
-    store.put_user_setting(MANIFEST_USER, MANIFEST_SETTING, spec.manifest())  # last: the load is complete
-    return {"reused": False, "load_s": round(load_s, 1), "rows_per_s": round(spec.rows / load_s), "end_ms": spec.end_ms,
+    progress(complete=True)  # last: the load is complete
+    return {"reused": False, "resumed_from": skip or None, "load_s": round(load_s, 1),
+            "rows_per_s": round((spec.rows - skip) / load_s), "end_ms": spec.end_ms,
             "waited_for_flushes_s": round(guard.waited_s, 1) if guard is not None else None}
 
 
