@@ -398,6 +398,17 @@ def cmd_bench_console(args: argparse.Namespace) -> int:
     return _print_json(result, args.json)
 
 
+def cmd_bench_search(args: argparse.Namespace) -> int:
+    from argus.bench.search import bench_search
+
+    with console.status(f"benchmarking the console's search over {args.rows} detection rows "
+                        f"(namespace {args.namespace}; loaded once, then reused)"):
+        result = bench_search(args.rows, args.cameras, span_s=int(args.span_hours * 3600), repeats=args.repeats,
+                              seed=args.seed, baseline_rows=args.baseline_rows,
+                              baseline_repeats=args.baseline_repeats, namespace=args.namespace, keep=args.keep)
+    return _print_json(result, args.json)
+
+
 def cmd_archive_put(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -657,6 +668,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="width of the bench cameras' live frames (default: the streaming job's)")
     p.add_argument("--json", metavar="OUT", help="also write the result to this file")
     p.set_defaults(func=cmd_bench_console)
+
+    from argus.bench.search import BENCH_NAMESPACE
+
+    p = bsub.add_parser("search", help="the console's search over synthetic detections (own namespace), "
+                                       "p50/p95/p99 per query kind, and the old full-scan search side by side")
+    p.add_argument("--rows", type=int, default=1_000_000, help="detection rows loaded (reused when already there)")
+    p.add_argument("--cameras", type=int, default=200, help="cameras the rows are spread over")
+    p.add_argument("--span-hours", type=float, default=168.0, help="time span the rows are spread over")
+    p.add_argument("--repeats", type=int, default=30, help="timed queries of each kind (after one warm-up)")
+    p.add_argument("--seed", type=int, default=18, help="seed of the data and of the query mix")
+    p.add_argument("--baseline-rows", type=int, default=20_000,
+                   help="rows of the sample the old full-scan search is timed on (0: skip it)")
+    p.add_argument("--baseline-repeats", type=int, default=5, help="old/new pairs timed on the sample")
+    p.add_argument("--namespace", default=BENCH_NAMESPACE, help="the bench's own HBase namespace")
+    keep = p.add_mutually_exclusive_group()
+    keep.add_argument("--keep", dest="keep", action="store_true", default=True,
+                      help="keep the loaded rows for the next run (default)")
+    keep.add_argument("--drop", dest="keep", action="store_false",
+                      help="drop the bench namespaces (and their rows) after the run")
+    p.add_argument("--json", metavar="OUT", help="also write the result to this file")
+    p.set_defaults(func=cmd_bench_search)
 
     p = bsub.add_parser("archive", help="archive reprocessing on 1, 2, ... executors vs bare decode+detect")
     p.add_argument("--executors", default="1,2", help="comma-separated executor counts")

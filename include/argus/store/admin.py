@@ -70,6 +70,15 @@ class HBaseAdmin:
         self._client.createNamespace(hbase2.TNamespaceDescriptor(name=name))
         return True
 
+    def delete_namespace(self, name: str) -> bool:
+        """Delete every table of namespace ``name``, then the namespace; True if it existed."""
+        if not self.namespace_exists(name):
+            return False
+        for table in self._client.getTableNamesByNamespace(name):
+            self.delete_table(f"{table.ns.decode()}:{table.qualifier.decode()}")
+        self._client.deleteNamespace(name)
+        return True
+
     @staticmethod
     def _table_name(spec_or_name: TableSpec | str):
         full = spec_or_name.full_name if isinstance(spec_or_name, TableSpec) else spec_or_name

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
+import math
 import statistics
 import time
 from collections.abc import Iterable, Sequence
@@ -18,6 +20,15 @@ from argus.config import DEFAULT_PORTS
 from argus.store import schema
 from argus.store.admin import HBaseAdmin
 from argus.store.latency import STAGES, stage_summary
+
+#: rows fetched per Thrift round trip of a search's range scan at least. Small, because with
+#: a filter every row a scan returns costs the server rows it reads and drops (one in 200 for
+#: a rare class: 16 a bucket read 4x the rows that 4 do, 360 ms against 90 over 10^6 rows);
+#: a bucket that holds more of the newest costs another round trip, about a millisecond
+SEARCH_MIN_CHUNK = 4
+#: each of n merged scans fetches this times its share (limit / n) per round trip: most need
+#: one round trip, and the rows fetched and dropped stay a tenth of the page
+SEARCH_CHUNK_SLACK = 1.1
 
 
 @dataclass
@@ -88,12 +99,32 @@ def frame_cells(result: FrameResult) -> dict[bytes, bytes]:
     return cells
 
 
+#: the fields of a ``detections_by_time`` cell (``d:v``), in order, ``|`` between them
+INDEX_FIELDS = ("score", "class_id", "box", "source", "model", "class_name")
+
+
+def index_cells(result: FrameResult, det: Detection) -> dict[bytes, bytes]:
+    """A detection's one cell in ``detections_by_time``, ``d:v``: ``score|class id|box|
+    source|model|class name``; camera, time, seq and index are in the key. One cell, not
+    ten: HBase stores the whole key again with each cell, and a search reads and decodes
+    every cell of the rows it fetches. The score comes first and fixed width, so that a
+    min-score filter compares the value as bytes; the class name comes last, so that one
+    holding a ``|`` still parses (a model name cannot hold one)."""
+    box = ",".join(f"{v:.5f}" for v in det.box)
+    return {b"d:v": f"{det.score:.4f}|{det.class_id}|{box}|{result.source}|{result.model}|{det.class_name}".encode()}
+
+
 def result_rows(result: FrameResult, written_ms: int | None = None) -> list[tuple[str, bytes, dict[bytes, bytes]]]:
-    """Every row one frame writes, as (table, row key, cells): its detections, then its frame
-    row. Pure: a frame whose rows cannot be built (a camera id or time the keys cannot hold)
-    raises ValueError here, before anything is sent."""
-    rows = [("detections", schema.detection_key(result.camera_id, result.capture_ts_ms, result.seq, i),
-             detection_cells(result, i, det)) for i, det in enumerate(result.detections)]
+    """Every row one frame writes, as (table, row key, cells): each detection (in
+    ``detections`` and, time-major, in ``detections_by_time``), then its frame row. Pure: a
+    frame whose rows cannot be built (a camera id or time the keys cannot hold) raises
+    ValueError here, before anything is sent."""
+    rows = []
+    for i, det in enumerate(result.detections):
+        cells = detection_cells(result, i, det)
+        rows.append(("detections", schema.detection_key(result.camera_id, result.capture_ts_ms, result.seq, i), cells))
+        rows.append(("detections_by_time", schema.time_major_key(result.camera_id, result.capture_ts_ms, result.seq, i),
+                     index_cells(result, det)))
     cells = frame_cells(result)
     if written_ms is not None:
         cells.setdefault(b"t:written", _s(written_ms))
@@ -132,6 +163,64 @@ def _parse(row: dict[bytes, bytes]) -> StoredDetection:
     )
 
 
+def parse_index_row(key: bytes, row: dict[bytes, bytes]) -> StoredDetection:
+    """A ``detections_by_time`` row (key and :func:`index_cells`) as a StoredDetection."""
+    camera, ts_ms, seq, index = schema.parse_time_major_key(key)
+    score, class_id, box, source, model, class_name = row[b"d:v"].decode().split("|", len(INDEX_FIELDS) - 1)
+    return StoredDetection(camera_id=camera, capture_ts_ms=ts_ms, seq=seq, index=index, class_id=int(class_id),
+                           class_name=class_name, score=float(score), box=tuple(float(v) for v in box.split(",")),
+                           model=model, source=source)
+
+
+def newest_first(d: StoredDetection) -> tuple:
+    """The order of search results: newest capture first, then camera, seq and index (the
+    order of the keys within one camera's range, and of ``detections_by_time``'s buckets)."""
+    return (-d.capture_ts_ms, d.camera_id, d.seq, d.index)
+
+
+def merge_newest(streams: Iterable[Iterable[StoredDetection]], limit: int) -> list[StoredDetection]:
+    """The ``limit`` newest of several newest-first streams; a stream is read only as far as needed."""
+    return list(itertools.islice(heapq.merge(*streams, key=newest_first), max(limit, 0)))
+
+
+def scan_chunk(limit: int, scans: int) -> int:
+    """Rows fetched per round trip by each of ``scans`` range scans merged for ``limit``
+    results: a bit over each one's share (so most need one round trip), never over ``limit``."""
+    return max(1, min(limit, max(SEARCH_MIN_CHUNK, math.ceil(SEARCH_CHUNK_SLACK * limit / max(scans, 1)))))
+
+
+def _java_quoted(text: str) -> str:
+    """``text`` as a literal in a Java regex (``Pattern.quote``)."""
+    return "\\Q" + text.replace("\\E", "\\E\\\\E\\Q") + "\\E"
+
+
+def index_filter(classes: Sequence[str] | None = None, min_score: float = 0.0) -> str | None:
+    """The server-side filter of an all-camera search on ``detections_by_time``'s one cell:
+    the score as bytes (it comes first, fixed width), the class by a regex on the last field."""
+    parts = []
+    if min_score > 0:
+        parts.append(f"SingleColumnValueFilter('d', 'v', >=, 'binary:{min_score:.4f}', true, true)")
+    if classes:
+        fields = r"[^|]*\|" * (len(INDEX_FIELDS) - 1)
+        names = "|".join(_java_quoted(c) for c in classes).replace("'", "''")
+        parts.append(f"SingleColumnValueFilter('d', 'v', =, 'regexstring:^{fields}(?:{names})$', true, true)")
+    return " AND ".join(parts) or None
+
+
+def search_filter(classes: Sequence[str] | None = None, min_score: float = 0.0) -> str | None:
+    """The server-side filter of a search of some cameras on ``detections`` (time is in the
+    key ranges): classes, min score."""
+    parts = []
+    if min_score > 0:
+        # scores are stored fixed width (0.1234), so that comparing them as bytes is numeric
+        parts.append(f"SingleColumnValueFilter('d', 'score', >=, 'binary:{min_score:.4f}', true, true)")
+    if classes:
+        names = [c.replace("'", "''") for c in classes]
+        parts.append("(" + " OR ".join(
+            f"SingleColumnValueFilter('d', 'cls', =, 'binary:{n}', true, true)" for n in names) + ")")
+    return " AND ".join(parts) or None
+
+
 class DetectionStore:
     """Reads and writes Argus's HBase tables through Thrift v1 (happybase, pooled).
 
@@ -140,11 +229,14 @@ class DetectionStore:
     """
 
     def __init__(self, host: str, port: int = DEFAULT_PORTS["hbase_thrift"], admin_port: int = DEFAULT_PORTS["hbase_thrift2"],
-                 pool_size: int = 2, timeout_ms: int = 60_000, admin_host: str | None = None):
-        """:param admin_host: the Thrift2 server's host; default: ``host``."""
+                 pool_size: int = 2, timeout_ms: int = 60_000, admin_host: str | None = None,
+                 namespace: str = schema.NAMESPACE):
+        """:param admin_host: the Thrift2 server's host; default: ``host``.
+        :param namespace: the HBase namespace of the tables (a benchmark's own, say)."""
         self.host, self.port, self.admin_port = host, port, admin_port
         self.admin_host = admin_host or host
-        self.tables = schema.tables()
+        self.namespace = namespace
+        self.tables = schema.tables(namespace=namespace)
         self._pool = happybase.ConnectionPool(pool_size, host=host, port=port, timeout=timeout_ms)
 
     @classmethod
@@ -185,10 +277,13 @@ class DetectionStore:
         stamp = written_ms or int(time.time() * 1000)
         rows = [row for r in results for row in result_rows(r, stamp)]
         with self._pool.connection() as conn:
-            frames, dets, live = (self._table(conn, name) for name in ("frames", "detections", "live"))
-            with dets.batch(batch_size=1000) as dbatch, frames.batch(batch_size=1000) as fbatch, \
-                    live.batch(batch_size=100) as lbatch:
-                batches = {"frames": fbatch, "detections": dbatch, "live": lbatch}
+            frames, dets, by_time, live = (self._table(conn, name)
+                                           for name in ("frames", "detections", "detections_by_time", "live"))
+            # the index goes in the same call as the detections it indexes; a failed batch is
+            # retried whole (same keys), so neither is left without the other for long
+            with dets.batch(batch_size=1000) as dbatch, by_time.batch(batch_size=1000) as tbatch, \
+                    frames.batch(batch_size=1000) as fbatch, live.batch(batch_size=100) as lbatch:
+                batches = {"frames": fbatch, "detections": dbatch, "detections_by_time": tbatch, "live": lbatch}
                 for table, key, cells in rows:
                     batches[table].put(key, cells)
         return len(results)
@@ -197,41 +292,9 @@ class DetectionStore:
     def search(self, camera: str | None = None, since: int | None = None, until: int | None = None,
                classes: Sequence[str] | None = None, min_score: float = 0.0, limit: int = 100,
                ) -> list[StoredDetection]:
-        """Detections newest first. ``since``/``until`` are capture times in ms (inclusive).
-        With a camera this is one range scan; without, every salt bucket is scanned with a
-        server-side time filter and the results merged."""
-        if limit <= 0:
-            return []
-        filt = self._filter(since, until, classes, min_score)
-        with self._pool.connection() as conn:
-            table = self._table(conn, "detections")
-            if camera is not None:
-                start, stop = schema.time_range(camera, since, until)
-                rows = table.scan(row_start=start, row_stop=stop, filter=filt, columns=[b"d"], limit=limit)
-                return [_parse(data) for _, data in rows]
-            buckets = []
-            for b in range(schema.SALT_BUCKETS):
-                prefix = f"{b:02x}{schema.SEP}".encode()
-                rows = table.scan(row_prefix=prefix, filter=filt, columns=[b"d"])
-                buckets.append([_parse(data) for _, data in rows])
-        merged = heapq.merge(*[sorted(b, key=lambda d: (-d.capture_ts_ms, d.camera_id, d.seq, d.index))
-                               for b in buckets], key=lambda d: (-d.capture_ts_ms, d.camera_id, d.seq, d.index))
-        return [d for _, d in zip(range(limit), merged)]
-
-    @staticmethod
-    def _filter(since, until, classes, min_score) -> str | None:
-        parts = []
-        if since is not None:
-            parts.append(f"SingleColumnValueFilter('d', 'ts', >=, 'binary:{since:013d}', true, true)")
-        if until is not None:
-            parts.append(f"SingleColumnValueFilter('d', 'ts', <=, 'binary:{until:013d}', true, true)")
-        if min_score > 0:
-            parts.append(f"SingleColumnValueFilter('d', 'score', >=, 'binary:{min_score:.4f}', true, true)")
-        if classes:
-            names = [c.replace("'", "''") for c in classes]
-            parts.append("(" + " OR ".join(
-                f"SingleColumnValueFilter('d', 'cls', =, 'binary:{n}', true, true)" for n in names) + ")")
-        return " AND ".join(parts) or None
+        """Detections newest first: :meth:`search_cameras` of one camera (None: all)."""
+        return self.search_cameras([camera] if camera is not None else None, since=since, until=until,
+                                   classes=classes, min_score=min_score, limit=limit)
 
     def frames(self, camera: str, since: int | None = None, until: int | None = None) -> list[dict]:
         """Frames rows of one camera, newest first: stage timestamps and frame facts."""
@@ -246,13 +309,35 @@ class DetectionStore:
         with self._pool.connection() as conn:
             self._table(conn, "cameras").put(camera_id.encode(), {f"i:{k}".encode(): _s(v) for k, v in info.items()})
 
-    def search_cameras(self, cameras: Sequence[str] | None = None, **kw) -> list[StoredDetection]:
-        """:meth:`search` over several cameras (None: all), merged newest first."""
-        if not cameras:
-            return self.search(None, **kw)
-        key = lambda d: (-d.capture_ts_ms, d.camera_id, d.seq, d.index)  # noqa: E731
-        merged = heapq.merge(*[self.search(cam, **kw) for cam in dict.fromkeys(cameras)], key=key)
-        return [d for _, d in zip(range(kw.get("limit", 100)), merged)]
+    def search_cameras(self, cameras: Sequence[str] | None = None, since: int | None = None,
+                       until: int | None = None, classes: Sequence[str] | None = None, min_score: float = 0.0,
+                       limit: int = 100) -> list[StoredDetection]:
+        """The ``limit`` newest detections of some cameras (None: all), captured in [since,
+        until] (ms, inclusive), of ``classes`` and scoring at least ``min_score``.
+
+        With cameras, one range scan of ``detections`` per camera; without, one of each salt
+        bucket of ``detections_by_time`` (whatever the number of cameras). Either way each
+        scan reads newest first, filters class and score on the server, and is read only as
+        far as the merge needs: a page costs about ``limit`` rows, not the table.
+        """
+        if limit <= 0:
+            return []
+        if cameras:
+            name, parse, filt = "detections", lambda _, data: _parse(data), search_filter(classes, min_score)
+            ranges = [schema.time_range(cam, since, until) for cam in dict.fromkeys(cameras)]
+        else:
+            name, parse, filt = "detections_by_time", parse_index_row, index_filter(classes, min_score)
+            ranges = [schema.bucket_time_range(b, since, until) for b in range(schema.SALT_BUCKETS)]
+        chunk = scan_chunk(limit, len(ranges))
+        with self._pool.connection() as conn:
+            table = self._table(conn, name)
+            scans = [table.scan(row_start=start, row_stop=stop, filter=filt, columns=[b"d"], limit=limit,
+                                batch_size=chunk) for start, stop in ranges]
+            try:
+                return merge_newest([(parse(key, data) for key, data in scan) for scan in scans], limit)
+            finally:
+                for scan in scans:  # close the scanners on this connection, before it goes back
+                    scan.close()
 
     def crop(self, camera: str, ts_ms: int, seq: int, index: int) -> bytes | None:
         """The crop JPEG of one detection (``c:jpg``), None if none was stored."""
