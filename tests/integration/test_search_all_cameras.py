@@ -15,7 +15,6 @@ import pytest
 
 from argus.cli.main import main
 from argus.detect import Detection
-from argus.stack.manager import Stack
 from argus.store import DetectionStore, FrameResult
 from argus.store.admin import HBaseAdmin
 from argus.store.detections import _parse, detection_cells, newest_first
@@ -25,12 +24,8 @@ CLASSES = ("person", "car", "dog", "bus")
 
 
 @pytest.fixture(scope="module")
-def hbase(cfg):
-    """Only HBase (and what it needs) of the stack, started unless it already answers: a
-    search test has no use for Airflow or Spark, and leaves a running stack as it is."""
-    stack = Stack(cfg)
-    if not all(s.healthy for s in stack.status(["hbase"])):
-        stack.up(["hbase"])
+def hbase(stack, cfg):
+    """The session's stack (started once for every integration test)."""
     return cfg
 
 
