@@ -225,6 +225,16 @@ def cmd_hbase_create_tables(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hbase_reindex(args: argparse.Namespace) -> int:
+    from argus.store import DetectionStore
+
+    since, until = parse_time(args.since), parse_time(args.until)
+    with console.status("indexing detections for the all-camera search") as status:
+        n = DetectionStore.from_config().reindex(since, until, progress=lambda k: status.update(f"{k} indexed"))
+    console.print(f"{n} detection(s) indexed in argus:detections_by_time")
+    return 0
+
+
 def _run_ingest_with_progress(cameras, args) -> int:
     import threading
 
@@ -614,6 +624,11 @@ def build_parser() -> argparse.ArgumentParser:
     hsub = hbase.add_subparsers(dest="hbase_command", required=True)
     p = hsub.add_parser("create-tables", help="create the argus namespace and tables (pre-split, TTLs)")
     p.set_defaults(func=cmd_hbase_create_tables)
+    p = hsub.add_parser("reindex", help="index detections stored before argus:detections_by_time existed, so "
+                                        "that a search over every camera finds them (idempotent)")
+    p.add_argument("--since", help="captured since: ISO time, ms, or relative as --since=-7d (default: all)")
+    p.add_argument("--until", help="captured until")
+    p.set_defaults(func=cmd_hbase_reindex)
 
     bench = sub.add_parser("bench", help="benchmarks, JSON out")
     bsub = bench.add_subparsers(dest="bench_command", required=True)

@@ -8,7 +8,7 @@ import json
 import math
 import statistics
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,8 +110,13 @@ def index_cells(result: FrameResult, det: Detection) -> dict[bytes, bytes]:
     every cell of the rows it fetches. The score comes first and fixed width, so that a
     min-score filter compares the value as bytes; the class name comes last, so that one
     holding a ``|`` still parses (a model name cannot hold one)."""
-    box = ",".join(f"{v:.5f}" for v in det.box)
-    return {b"d:v": f"{det.score:.4f}|{det.class_id}|{box}|{result.source}|{result.model}|{det.class_name}".encode()}
+    return {b"d:v": index_value(det.score, det.class_id, det.box, result.source, result.model, det.class_name)}
+
+
+def index_value(score: float, class_id: int, box: Sequence[float], source: str, model: str, class_name: str) -> bytes:
+    """The ``d:v`` cell of :func:`index_cells`."""
+    boxed = ",".join(f"{float(v):.5f}" for v in box)
+    return f"{float(score):.4f}|{int(class_id)}|{boxed}|{source}|{model}|{class_name}".encode()
 
 
 def result_rows(result: FrameResult, written_ms: int | None = None) -> list[tuple[str, bytes, dict[bytes, bytes]]]:
@@ -407,6 +412,27 @@ class DetectionStore:
         window, and p50 / p99 (ms) of each stage (``captured->kafka`` ... ``detected->written``)
         and of the whole (``captured->written``); None where no frame has both stamps."""
         return stage_summary(self.stage_times(camera, since_ms, until_ms), since_ms, until_ms)
+
+    def reindex(self, since: int | None = None, until: int | None = None,
+                progress: Callable[[int], None] | None = None) -> int:
+        """Write ``detections_by_time`` for the detections captured in [since, until] (ms;
+        None: all), from ``detections``: detections stored before the index existed are then
+        found by an all-camera search too. Idempotent (the index keys depend only on the
+        detection). Returns the detections indexed; ``progress`` gets the running count."""
+        filt = " AND ".join(f"SingleColumnValueFilter('d', 'ts', {op}, 'binary:{ms:013d}', true, true)"
+                            for op, ms in ((">=", since), ("<=", until)) if ms is not None) or None
+        done = 0
+        with self._pool.connection() as conn:
+            source, index = self._table(conn, "detections"), self._table(conn, "detections_by_time")
+            with index.batch(batch_size=1000) as batch:
+                for _, data in source.scan(columns=[b"d"], filter=filt, batch_size=1000):
+                    d = _parse(data)
+                    batch.put(schema.time_major_key(d.camera_id, d.capture_ts_ms, d.seq, d.index),
+                              {b"d:v": index_value(d.score, d.class_id, d.box, d.source, d.model, d.class_name)})
+                    done += 1
+                    if progress and done % 10_000 == 0:
+                        progress(done)
+        return done
 
     def write_tracks(self, rows: Iterable[dict[str, Any]]) -> int:
         """Record tracked detections (:func:`argus.track.stream.track_camera`'s rows): each
