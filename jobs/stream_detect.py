@@ -39,7 +39,7 @@ from argus.live.launcher import StreamJobSpec
 from argus.live.message import MAX_MESSAGE_BYTES
 
 from argus.live.pipeline import (READ_STATUS, DeadLetter, KafkaRecord, PipelineConfig, process_stream, records_from_pandas,
-                            send_dead_letters, tally)
+                            send_dead_letters, tally, write_tracked)
 from argus.supervision.driver import EXIT_LEASE_HELD, LeaseKeeper, status_listener
 from argus.supervision.offsets import PartitionRead, SkipDetector
 from argus.supervision.outage import OutageWaiter, probe_services, probe_status_store, service_name
@@ -115,6 +115,43 @@ def read_frames(spark: SparkSession, spec: StreamJobSpec, endpoints: Endpoints) 
             .option("fetchOffset.numRetries", "120")
             .option("fetchOffset.retryIntervalMs", "1000")
             .load())
+
+
+def track_frames(spark: SparkSession, spec: StreamJobSpec, endpoints: Endpoints) -> DataFrame:
+    """The tracking query's plan: the detected frames (``spec.tracking_topic``), grouped by
+    camera, each camera's tracker kept in Spark's state (``applyInPandasWithState``: in the
+    query's checkpoint, so a restarted driver resumes the same tracks)."""
+    import pandas as pd
+    from pyspark.sql import functions as F
+
+    from argus.track.stream import MESSAGE_SCHEMA, TRACKED_COLUMNS, track_camera
+
+    def per_camera(key, chunks, state):
+        frames = [row for pdf in chunks for row in pdf.to_dict("records")]
+        rows, saved = track_camera(key[0], frames, state.get[0] if state.exists else None)
+        state.update((saved,))
+        yield pd.DataFrame(rows, columns=list(TRACKED_COLUMNS))
+
+    messages = (spark.readStream.format("kafka")
+                .option("kafka.bootstrap.servers", endpoints.kafka_bootstrap)
+                .option("subscribe", spec.tracking_topic)
+                .option("startingOffsets", "earliest")
+                .option("failOnDataLoss", "false")
+                .option("fetchOffset.numRetries", "120").option("fetchOffset.retryIntervalMs", "1000")
+                .load()
+                .select(F.from_json(F.col("value").cast("string"), MESSAGE_SCHEMA).alias("m")).select("m.*")
+                .where(F.col("camera_id").isNotNull()))
+    return messages.groupBy("camera_id").applyInPandasWithState(
+        per_camera, ", ".join(f"{name} {kind}" for name, kind in TRACKED_COLUMNS.items()), "state string",
+        "append", "NoTimeout")
+
+
+def write_tracks(cfg: PipelineConfig):
+    """The tracking query's foreachBatch: each partition's rows stored by its executor."""
+    def write(batch: DataFrame, batch_id: int) -> None:
+        batch.foreachPartition(lambda rows: write_tracked(rows, cfg))
+
+    return write
 
 
 def run_pipeline(frames: DataFrame, cfg: PipelineConfig, tasks: int) -> list:
@@ -324,9 +361,27 @@ def run_query(spec: StreamJobSpec, endpoints: Endpoints, keeper: LeaseKeeper) ->
                 exc = again
 
     query = start()
+    tracking = None
+    if spec.tracking_topic:
+        from argus.live.topics import ensure_topic
+
+        ensure_topic(endpoints.kafka_bootstrap, spec.tracking_topic)
+        # the state store has a partition each: Spark's default 200 cost a minute a batch here
+        spark.conf.set("spark.sql.shuffle.partitions", str(spec.tracking_partitions))
+        tracking = (track_frames(spark, spec, endpoints).writeStream
+                    .queryName(f"{spec.query_name}_tracks")
+                    .foreachBatch(write_tracks(cfg))
+                    .option("checkpointLocation", f"{spec.checkpoint.rstrip('/')}-tracks")
+                    .trigger(processingTime=f"{spec.trigger_seconds} seconds")
+                    .start())
     while True:
+        if tracking is not None and not tracking.isActive and not stop.is_set():
+            # the driver fails, and the supervisor restarts it (both queries, from their checkpoints)
+            raise RuntimeError(f"the tracking query {spec.query_name}_tracks stopped: {tracking.exception()}")
         try:
             if query.awaitTermination(1):
+                if tracking is not None:
+                    tracking.stop()
                 return
         except Exception as exc:  # the query failed: its own fault, or a service's?
             if stop.is_set():
@@ -335,6 +390,8 @@ def run_query(spec: StreamJobSpec, endpoints: Endpoints, keeper: LeaseKeeper) ->
             continue
         if stop.is_set():
             query.stop()
+            if tracking is not None:
+                tracking.stop()
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

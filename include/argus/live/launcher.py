@@ -80,6 +80,15 @@ class StreamJobSpec:
     poison_after_failures: Annotated[int, _setting(
         "failures of the same micro-batch in a row before the records that fail it are isolated and "
         "dead-lettered (argus.supervision.poison)", ge=1, le=10)] = 2
+    tracking: Annotated[bool, _setting(
+        "follow objects per camera: a second streaming query in the same driver tracks each camera's "
+        "detections (d:tid, argus:tracks), its state in the checkpoint")] = False
+    tracking_partitions: Annotated[int, _setting(
+        "state partitions of the tracking query (cameras are spread over them; fixed by its checkpoint's "
+        "first run)", ge=1, le=200)] = 4
+    detections_topic: Annotated[str | None, _setting(
+        "Kafka topic the detected frames go to for the tracker; null: <topic>.detections",
+        pattern=TOPIC_PATTERN)] = None
 
     def __post_init__(self):
         if self.task_cpus > self.cores_per_executor:
@@ -92,6 +101,11 @@ class StreamJobSpec:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
+
+    @property
+    def tracking_topic(self) -> str | None:
+        """Where detected frames go for the tracker (None when tracking is off)."""
+        return (self.detections_topic or f"{self.topic}.detections") if self.tracking else None
 
     @property
     def task_slots(self) -> int:

@@ -55,12 +55,14 @@ class PipelineConfig:
     source: str = "live"
     #: threads decoding JPEG ahead of detection (PIL releases the GIL while it decodes)
     decode_threads: int = 2
+    #: where each stored frame's detections go for the tracker (None: no tracking)
+    tracking_topic: str | None = None
 
     @classmethod
     def of(cls, spec: StreamJobSpec, endpoints: Endpoints) -> PipelineConfig:
         return cls(endpoints=endpoints, dlq_topic=spec.dlq_topic, default_model=spec.default_model,
                    camera_models=dict(spec.camera_models), batch_size=spec.batch_size, crop_px=spec.crop_px,
-                   live_view_px=spec.live_view_px)
+                   live_view_px=spec.live_view_px, tracking_topic=spec.tracking_topic)
 
     def model_for(self, camera_id: str, override: str | None, assigned: Mapping[str, str] | None = None) -> str:
         """The model of a frame: the one given to its camera in the console (``assigned``),
@@ -290,6 +292,12 @@ def _store_for(cfg: PipelineConfig):
     return _store
 
 
+def write_tracked(rows: Iterable, cfg: PipelineConfig) -> int:
+    """Store a partition of the tracking query's rows (d:tid, argus:tracks) with the
+    executor's store."""
+    return _store_for(cfg).write_tracks(r.asDict() if hasattr(r, "asDict") else r for r in rows)
+
+
 def _dlq_for(cfg: PipelineConfig):
     global _dlq
     if _dlq is None:
@@ -430,8 +438,29 @@ def process_stream(chunks: Iterable[Iterable[KafkaRecord]], cfg: PipelineConfig,
     finally:
         writer.close()
     send(dead)
+    if cfg.tracking_topic:
+        send_to_tracker([r for results, _ in writer.written for r in results], cfg)
     rows = [row for results, written_ms in writer.written for row in summary_rows(results, [], written_ms)]
     return rows + summary_rows([], dead, None)
+
+
+def send_to_tracker(results: list[FrameResult], cfg: PipelineConfig, producer=None) -> None:
+    """Each stored frame's detections to the tracker's topic, keyed by camera, and wait: a
+    batch is not done until the tracker will see its frames (a retried batch sends them
+    again; the tracker passes over frames it has seen)."""
+    from argus.track.stream import frame_message
+
+    producer = producer or _dlq_for(cfg)
+    errors: list = []
+    for r in results:
+        producer.produce(cfg.tracking_topic, key=r.camera_id.encode(), on_delivery=lambda e, _m: e and errors.append(e),
+                         value=frame_message(r.camera_id, r.capture_ts_ms, r.seq, r.model,
+                                             [(d.class_name, d.score, d.box) for d in r.detections]))
+        producer.poll(0)
+    left = producer.flush(60)
+    if errors or left:
+        raise RuntimeError(f"{len(errors) + left} frame(s) not delivered to the tracker's topic "
+                           f"{cfg.tracking_topic}: {errors[:1] or 'timed out'}")
 
 
 def records_from_pandas(pdf) -> Iterator[KafkaRecord]:

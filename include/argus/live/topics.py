@@ -15,13 +15,13 @@ FRAME_TOPIC_CONFIG = {
 DLQ_TOPIC_CONFIG = {"max.message.bytes": str(MAX_MESSAGE_BYTES), "retention.ms": str(14 * 86400 * 1000)}
 
 
-def ensure_topics(bootstrap: str, frames_topic: str = FRAMES_TOPIC, dlq_topic: str = DLQ_TOPIC,
-                  partitions: int = 6) -> list[str]:
-    """Create the frames and dead-letter topics if missing; returns those created."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+def ensure_topic(bootstrap: str, topic: str, partitions: int = 6, config: dict[str, str] | None = None) -> bool:
+    """Create one topic if missing; whether it was created."""
+    return bool(_create(AdminClient({"bootstrap.servers": bootstrap}), [NewTopic(topic, partitions, 1, config=config or {})]))
+
+
+def _create(admin: AdminClient, wanted: list[NewTopic]) -> list[str]:
     existing = set(admin.list_topics(timeout=15).topics)
-    wanted = [NewTopic(frames_topic, partitions, 1, config=FRAME_TOPIC_CONFIG),
-              NewTopic(dlq_topic, 1, 1, config=DLQ_TOPIC_CONFIG)]
     new = [t for t in wanted if t.topic not in existing]
     if new:
         for topic, future in admin.create_topics(new).items():
@@ -31,3 +31,11 @@ def ensure_topics(bootstrap: str, frames_topic: str = FRAMES_TOPIC, dlq_topic: s
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise
     return [t.topic for t in new]
+
+
+def ensure_topics(bootstrap: str, frames_topic: str = FRAMES_TOPIC, dlq_topic: str = DLQ_TOPIC,
+                  partitions: int = 6) -> list[str]:
+    """Create the frames and dead-letter topics if missing; returns those created."""
+    return _create(AdminClient({"bootstrap.servers": bootstrap}),
+                   [NewTopic(frames_topic, partitions, 1, config=FRAME_TOPIC_CONFIG),
+                    NewTopic(dlq_topic, 1, 1, config=DLQ_TOPIC_CONFIG)])

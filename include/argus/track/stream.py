@@ -56,8 +56,9 @@ def track_camera(camera_id: str, frames: Iterable[Mapping[str, Any]], state: str
             continue  # a replayed batch: this frame's detections are tracked already
         known.add(key)
         seen.append(key)
+        found = frame.get("detections")
         dets = [(d["class_name"], float(d["score"]), tuple(float(v) for v in d["box"]))
-                for d in frame.get("detections") or []]
+                for d in (found if found is not None else [])]  # a list, or Arrow's array of structs
         for tracked in tracker.update(key[0], dets):
             if tracked.track_id is None:
                 continue
