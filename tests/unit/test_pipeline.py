@@ -317,3 +317,37 @@ def test_stored_frames_carry_crops_and_one_live_frame_per_camera(monkeypatch):
     process_stream([[record(frame_msg(camera="a", seq=9), offset=9)]], cfg, detector_for=FakeDetector, store=store2,
                    dead_letters=lambda d: None, known_models=KNOWN)
     assert not store2.writes[0][0][0].thumbnail
+
+
+def test_stored_frames_go_to_the_tracker_topic_keyed_by_camera_and_an_undelivered_one_fails_the_batch():
+    import json
+
+    from argus.live.pipeline import send_to_tracker
+    from argus.store import FrameResult
+
+    class Producer:
+        def __init__(self, fail=False):
+            self.sent, self.fail, self.callbacks = [], fail, []
+
+        def produce(self, topic, key, value, on_delivery):
+            self.sent.append((topic, key, json.loads(value)))
+            self.callbacks.append(on_delivery)
+
+        def poll(self, _):
+            return 0
+
+        def flush(self, _):
+            for cb in self.callbacks:
+                cb("broker down" if self.fail else None, None)
+            return 0
+
+    cfg = pipeline_cfg(topic="cams", tracking=True)
+    assert cfg.tracking_topic == "cams.detections" and pipeline_cfg(topic="cams").tracking_topic is None
+    results = [FrameResult("cam-1", 1_000, 3, 64, 48, "ssdlite-person", [Detection(0, "person", 0.9, (0.1, 0.1, 0.2, 0.2))])]
+    producer = Producer()
+    send_to_tracker(results, cfg, producer)
+    ((topic, key, message),) = producer.sent
+    assert (topic, key) == ("cams.detections", b"cam-1") and message["seq"] == 3
+    assert message["detections"] == [{"class_name": "person", "score": 0.9, "box": [0.1, 0.1, 0.2, 0.2]}]
+    with pytest.raises(RuntimeError, match="not delivered to the tracker's topic cams.detections"):
+        send_to_tracker(results, cfg, Producer(fail=True))
