@@ -176,7 +176,7 @@ def console_pipeline(stack, cfg, unique, tmp_path):
 
     cameras = [f"console-{unique}-{i}" for i in range(2)]
     topic, spec = one_partition_job(cfg, "console", unique, camera_models={"*": "ssdlite-person"},
-                                    max_offsets_per_trigger=8, trigger_seconds=0.5)
+                                    max_offsets_per_trigger=8, trigger_seconds=0.5, tracking=True)
     store = DetectionStore.from_config(cfg)
     store.ensure_tables()
     feed = LiveFeed(cfg, topic, cameras, rate_hz=2.0, size=(240, 320))
@@ -298,7 +298,8 @@ def test_console_pages_on_a_running_pipeline(page: Page, console_pipeline, cfg, 
         page.screenshot(path=shots / "console-monitor.png", full_page=True)
 
         # map: the first camera, placed by hand (coordinates, heading, a ground mapping), is a
-        # point with the ground it sees, on the offline base map served by the console
+        # point with the ground it sees and its tracks (the job tracks), on the offline base
+        # map served by the console
         from argus.track.ground import to_degrees
 
         lat0, lon0 = 48.8505, 2.3495
@@ -306,11 +307,20 @@ def test_console_pages_on_a_running_pipeline(page: Page, console_pipeline, cfg, 
                   for x, y, e, n in ((0.1, 0.95, -3, 2), (0.9, 0.95, 3, 2), (0.8, 0.5, 8, 25), (0.2, 0.5, -8, 25))]
         store.put_camera(cameras[0], latitude=lat0, longitude=lon0, heading_deg=0, ground=json.dumps(ground))
         request.addfinalizer(lambda: _forget_camera(store, cameras[0]))  # registered cameras are always shown
-        page.goto(f"{cfg.console_url}/map")
+        deadline = time.monotonic() + 90
+        while True:  # the tracking query stores the camera's tracks; the map draws the last hour's
+            page.goto(f"{cfg.console_url}/map")
+            expect(page.locator("#map")).to_have_attribute("data-tracks", re.compile(r"^\d+$"), timeout=UI_TIMEOUT_MS)
+            if page.locator("#map").get_attribute("data-tracks") != "0":
+                break
+            assert time.monotonic() < deadline, "no track of the camera on the map after 90 s"
+            time.sleep(3)
+        # a still person's track is one point on the ground: drawn, though of no length
+        assert page.locator("path.argus-track").count() >= 1
         expect(page.locator("#map")).to_have_attribute("data-cameras", re.compile(r"^[1-9]\d*$"), timeout=UI_TIMEOUT_MS)
         expect(page.locator("path.argus-view").first).to_be_visible(timeout=UI_TIMEOUT_MS)
         expect(page.locator("path.argus-camera").first).to_be_visible(timeout=UI_TIMEOUT_MS)
-        land = page.locator(".leaflet-overlay-pane path:not(.argus-view):not(.argus-camera)")
+        land = page.locator(".leaflet-overlay-pane path:not(.argus-view):not(.argus-camera):not(.argus-track)")
         assert land.count() >= 1, "the offline base map's land is drawn"
         assert not page.locator("#status").inner_text()
         page.screenshot(path=shots / "console-map.png")

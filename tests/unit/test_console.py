@@ -54,6 +54,12 @@ class ConsoleStore:
             rows.append({stage: at + step * k for k, stage in enumerate(STAGES)})
         return rows
 
+    def tracks(self, camera):
+        if camera != "gate-1":
+            return []
+        return [{"track_id": 4, "class_name": "person", "first_ms": NOW - 1000, "last_ms": NOW,
+                 "path": [(NOW - 1000, 1, 0, (0.4, 0.5, 0.5, 0.95)), (NOW, 2, 0, (0.45, 0.4, 0.55, 0.5))]}]
+
     def user_setting(self, user, name):
         return self.settings.get((user, name))
 
@@ -250,7 +256,7 @@ def test_every_route_needs_an_airflow_login(airflow_home, store):
     client = TestClient(create_app(lambda: store))
     for path in ("/", "/cameras", "/live", "/search", "/api/cameras", "/api/cameras/gate-1", "/api/live",
                  "/api/layout", "/api/search", "/api/openapi.json", "/static/live.js", f"/frame/gate-1/{NOW}/0",
-                 "/monitor", "/api/monitor", "/map", "/api/map/cameras", "/vendor/leaflet/leaflet.js"):
+                 "/monitor", "/api/monitor", "/map", "/api/map/cameras", "/vendor/leaflet/leaflet.js", "/api/tracks.geojson"):
         assert client.get(path).status_code == 401, path
     assert client.put("/api/cameras/gate-1/model", json={"model": "blazeface"}).status_code == 401
     assert not store.assigned
@@ -365,6 +371,17 @@ def test_the_map_gives_each_camera_its_point_and_the_ground_it_sees(store, clien
     assert by[("dock", "camera")]["properties"]["mapping_error"].startswith("3 point(s)")
     assert ("dock", "view") not in by  # no usable mapping and no heading: no view drawn
     assert ("dock-7", "camera") not in by  # streams, but nobody said where it is
+
+    # gate-1's track on the ground: each sighting's foot point through its mapping
+    (track,) = client.get("/api/tracks.geojson").json()["features"]
+    assert track["properties"] == {"kind": "track", "camera": "gate-1", "track_id": 4, "class_name": "person",
+                                   "first_ms": NOW - 1000, "last_ms": NOW, "sightings": 2}
+    (lon1, lat1), (lon2, lat2) = track["geometry"]["coordinates"]
+    assert (lat1 - lat0) * 111_195 < (lat2 - lat0) * 111_195  # the second foot point is higher up: farther north
+    assert client.get("/api/tracks.geojson", params={"since_ms": NOW}).json()["features"][0]["properties"]["sightings"] == 1
+    assert client.get("/api/tracks.geojson", params={"camera": "lobby"}).json()["features"] == []
+    assert client.get("/api/tracks.geojson", params={"since_ms": NOW, "until_ms": NOW - 1}).status_code == 422
+    assert client.get("/api/tracks.geojson", params={"camera": "a#b"}).status_code == 422
 
 
 def test_the_map_page_loads_leaflet_from_the_console_and_escapes_the_tile_setting(client, monkeypatch):

@@ -33,6 +33,8 @@ MAX_SEARCH_DEPTH = 5000
 LIVE_WINDOW_S = 10
 #: the monitor's window: default and bounds (s)
 MONITOR_WINDOW_S, MAX_MONITOR_WINDOW_S = 60, 3600
+#: tracks drawn on the map at most (a longer list asks for a narrower range)
+MAX_MAP_TRACKS = 2000
 #: the monitor's plots: points over the window, default and most
 PLOT_BUCKETS, MAX_PLOT_BUCKETS = 30, 120
 STATIC = Path(__file__).parent / "static"
@@ -270,6 +272,23 @@ def create_app(store_factory: Callable[[], Any] | None = None, *, authorize: boo
                                          "ground it sees (from its ground mapping, else its heading)")
     def api_map_cameras() -> dict[str, Any]:
         return geo.camera_features(cameras())
+
+    @app.get("/api/tracks.geojson", summary="The tracks of the cameras with a ground mapping, as lines on the "
+                                            "ground (GeoJSON), captured in [since_ms, until_ms]",
+             responses={422: {"description": "a bad camera or time range"}})
+    def api_tracks(camera: Annotated[list[str], Query(max_length=64)] = [],  # noqa: B006
+                   since_ms: int | None = None, until_ms: int | None = None) -> dict[str, Any]:
+        ids = {camera_id(c) for c in camera}
+        if since_ms is not None and until_ms is not None and since_ms > until_ms:
+            raise HTTPException(422, f"the time range is reversed: since_ms {since_ms} > until_ms {until_ms}")
+        features = []
+        for cam in cameras():
+            if (ids and cam["id"] not in ids) or not cam.get("ground"):
+                continue
+            features += geo.track_features(cam, store().tracks(cam["id"]), since_ms, until_ms)
+            if len(features) > MAX_MAP_TRACKS:
+                raise HTTPException(422, f"more than {MAX_MAP_TRACKS} tracks: narrow the time range or the cameras")
+        return {"type": "FeatureCollection", "features": features}
 
     @app.get("/vendor/{path:path}", include_in_schema=False)
     def vendor(path: str) -> FileResponse:

@@ -37,6 +37,26 @@
                                                   fillOpacity: 0.9}),
     onEachFeature: (f, l) => l.bindTooltip(label(f.properties)),
   }).addTo(map);
+  // the tracks of the last hour, a colour per track (global ids come with cross-camera association)
+  const since = Date.now() - 3600 * 1000;
+  try {
+    const resp = await fetch("api/tracks.geojson?since_ms=" + since);
+    if (!resp.ok) throw new Error(resp.status + " " + (await resp.text()));
+    const tracks = await resp.json();
+    L.geoJSON(tracks, {
+      style: (f) => ({className: "argus-track", weight: 3, color: "hsl(" + (f.properties.track_id * 67) % 360 + ",80%,40%)"}),
+      onEachFeature: (f, l) => {
+        const div = document.createElement("div");
+        const p = f.properties;
+        div.textContent = p.camera + " · track " + p.track_id + " · " + p.class_name + " · " + p.sightings +
+          " sightings, " + new Date(p.first_ms).toLocaleTimeString() + "–" + new Date(p.last_ms).toLocaleTimeString();
+        l.bindTooltip(div);
+      },
+    }).addTo(map);
+    el.dataset.tracks = String(tracks.features.length);
+  } catch (e) {
+    status.textContent = "tracks unavailable: " + e.message;
+  }
   const cameras = data.features.filter((f) => f.properties.kind === "camera").length;
   if (cameras) {
     map.fitBounds(layer.getBounds().pad(0.3), {maxZoom: 19});
