@@ -8,7 +8,7 @@ import pytest
 
 from argus.detect import Detection
 from argus.store import FrameResult, schema
-from argus.store.detections import (StoredDetection, detection_cells, index_cells, index_filter, merge_newest,
+from argus.store.detections import (StoredDetection, index_cells, index_filter, merge_newest,
                                     newest_first, parse_index_row, result_rows, scan_chunk, search_filter, _parse)
 
 
