@@ -26,7 +26,9 @@
   }
 
   function save() {
-    api("api/layout", {method: "PUT", headers: {"Content-Type": "application/json"}, body: JSON.stringify(layout)})
+    // at most one camera per tile of the largest grid (8x8): what the server keeps
+    const body = {cols: layout.cols, rows: layout.rows, tiles: layout.tiles.slice(0, 64)};
+    api("api/layout", {method: "PUT", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)})
       .catch((e) => { status.textContent = "layout not saved: " + e.message; });
   }
 
@@ -142,7 +144,8 @@
     } catch (e) {
       status.textContent = e.message;
     }
-    if (!layout.tiles.length) layout.tiles = cameras.map((c) => c.id);
+    // a first visit: the first cameras fill the grid (a site may have a thousand)
+    if (!layout.tiles.length) layout.tiles = cameras.slice(0, layout.cols * layout.rows).map((c) => c.id);
     showLayout();
     refresh();
     setInterval(refresh, 1000);

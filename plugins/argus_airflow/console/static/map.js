@@ -32,9 +32,11 @@
     return div;
   };
   const layer = L.geoJSON(data, {
-    style: () => ({className: "argus-view", color: "#d9480f", weight: 1, fillOpacity: 0.15}),
-    pointToLayer: (f, at) => L.circleMarker(at, {className: "argus-camera", radius: 6, color: "#d9480f",
-                                                  fillOpacity: 0.9}),
+    // the style applies to the points' circles too, before they are drawn: it sets both classes
+    style: (f) => f.properties.kind === "camera"
+      ? {className: "argus-camera", color: "#d9480f", weight: 2, fillOpacity: 0.9}
+      : {className: "argus-view", color: "#d9480f", weight: 1, fillOpacity: 0.15},
+    pointToLayer: (f, at) => L.circleMarker(at, {radius: 6}),
     onEachFeature: (f, l) => l.bindTooltip(label(f.properties)),
   }).addTo(map);
   // the tracks of the last hour, a colour per track (global ids come with cross-camera association)
@@ -58,7 +60,13 @@
     status.textContent = "tracks unavailable: " + e.message;
   }
   const cameras = data.features.filter((f) => f.properties.kind === "camera").length;
-  if (cameras) {
+  // ?camera=ID: that camera's point and view; else every camera
+  const focus = new URLSearchParams(location.search).get("camera");
+  const mine = focus ? L.geoJSON({type: "FeatureCollection",
+                                   features: data.features.filter((f) => f.properties.camera === focus)}) : null;
+  if (mine && mine.getLayers().length) {
+    map.fitBounds(mine.getBounds().pad(0.5), {maxZoom: 20});
+  } else if (cameras) {
     map.fitBounds(layer.getBounds().pad(0.3), {maxZoom: 19});
   } else {
     map.setView([20, 0], 2);
