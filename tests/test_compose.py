@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -151,15 +149,3 @@ def test_the_schema_check_catches_a_broken_file(break_it, where):
     break_it(broken)
     errors = schema_errors(broken)
     assert errors and all(e.startswith(f"{where}: ") for e in errors), errors
-
-
-def test_docker_compose_config_accepts_it_where_the_plugin_exists(tmp_path):
-    docker = shutil.which("docker")
-    if not (docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0):
-        pytest.skip("no Docker Compose plugin here; the Compose Specification schema check above still ran")
-    env_file = tmp_path / "ci.env"
-    env_file.write_text("POSTGRES_PASSWORD=x\nAIRFLOW_FERNET_KEY=x\nAIRFLOW_SECRET_KEY=x\nAIRFLOW_JWT_SECRET=x\n"
-                        f"AIRFLOW_PASSWORDS_FILE={tmp_path / 'pw.json'}\n")
-    out = subprocess.run([docker, "compose", "--env-file", str(env_file), "-f", str(COMPOSE), "config", "--quiet"],
-                         capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 0, out.stderr
